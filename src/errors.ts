@@ -1,0 +1,64 @@
+/**
+ * Every failure the library reports is a DmpError with a stable `code`, a one-line `message`
+ * fit for a user, optional structured `data`, and the underlying `cause`. The CLI maps codes to
+ * exit statuses; nothing here prints.
+ */
+export type ErrorCode =
+  /** A command-line or API argument is malformed (CLI exit 2). */
+  | 'USAGE'
+  /** No key, relay or id could be found in flags, environment or config. */
+  | 'CONFIG'
+  /** The relay folder is missing, unreadable or not a directory. */
+  | 'RELAY_MISSING'
+  /** The relay (or this peer's folder in it) cannot be written. */
+  | 'RELAY_READ_ONLY'
+  /** The disk holding the relay or the output is full. */
+  | 'DISK_FULL'
+  /** The peer has no folder in the relay. */
+  | 'UNKNOWN_PEER'
+  /** A token failed authentication: tampered, truncated, or made with another key. */
+  | 'AUTH'
+  /** A token or envelope is well authenticated but not what the protocol allows here. */
+  | 'PROTOCOL'
+  /** A key is not 32 bytes of url-safe base64. */
+  | 'BAD_KEY'
+  /** Another local process holds a lock this operation needs. */
+  | 'LOCKED'
+  /** The operation did not finish in the time it was given. */
+  | 'TIMEOUT'
+  /** The operation was cancelled through its AbortSignal. */
+  | 'ABORTED'
+  /** A file transfer failed for good (checksum mismatch, source changed, refused). */
+  | 'TRANSFER_FAILED'
+  /** A local file could not be read or written. */
+  | 'IO';
+
+export class DmpError extends Error {
+  readonly code: ErrorCode;
+  readonly data: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: { data?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DmpError';
+    this.code = code;
+    this.data = options.data ?? {};
+  }
+}
+
+export function isDmpError(error: unknown, code?: ErrorCode): error is DmpError {
+  return error instanceof DmpError && (code === undefined || error.code === code);
+}
+
+/** The errno code of a Node.js system error, or undefined. */
+export function errnoCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** An AbortSignal fired: throw the typed error the rest of the code expects. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new DmpError('ABORTED', 'cancelled', { cause: signal.reason });
+}
