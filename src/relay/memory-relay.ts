@@ -1,0 +1,272 @@
+/**
+ * In-memory relays for tests: MemoryRelay is one peer's view of a RelayReplica (a folder tree
+ * in memory). Peers that share one replica see each other's files at once; SimulatedSync joins
+ * several replicas the way a sync engine does: late, in random order, twice, with its own temp
+ * files and conflict copies appearing, and optionally with corrupted deliveries.
+ */
+import { DmpError } from '../errors.js';
+import { isPeerId, type PeerId } from '../util/peer-id.js';
+import { seededRandom } from '../util/random.js';
+import {
+  isRelayName,
+  type PublishOptions,
+  type RelayFile,
+  type RelayRead,
+  type RelayStorage,
+  type WatchOptions,
+} from './storage.js';
+
+interface StoredFile {
+  readonly data: Buffer;
+  readonly version: number;
+}
+
+type ReplicaListener = (path: string, local: boolean) => void;
+
+/** One copy of the relay tree. Paths are `owner/dir/name`, peer folders are `owner`. */
+export class RelayReplica {
+  readonly files = new Map<string, StoredFile>();
+  readonly folders = new Set<string>();
+  private readonly listeners = new Set<ReplicaListener>();
+  private static nextVersion = 1;
+  /** Set by tests to simulate a read-only relay. */
+  readOnly = false;
+
+  subscribe(listener: ReplicaListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** `local` writes are made by a peer on this replica; the others arrive through sync. */
+  put(path: string, data: Buffer, local: boolean, version = RelayReplica.nextVersion++): StoredFile {
+    const stored = { data, version };
+    this.files.set(path, stored);
+    const owner = path.split('/')[0];
+    if (owner !== undefined) this.folders.add(owner);
+    for (const listener of this.listeners) listener(path, local);
+    return stored;
+  }
+
+  delete(path: string, local: boolean): void {
+    if (!this.files.delete(path)) return;
+    for (const listener of this.listeners) listener(path, local);
+  }
+}
+
+export interface MemoryRelayOptions {
+  /** Full rescan interval in ms (default 50: tests want speed). */
+  rescanMs?: number;
+}
+
+export class MemoryRelay implements RelayStorage {
+  readonly self: PeerId;
+  private readonly replica: RelayReplica;
+  private readonly rescanMs: number;
+
+  constructor(replica: RelayReplica, self: PeerId, options: MemoryRelayOptions = {}) {
+    this.replica = replica;
+    this.self = self;
+    this.rescanMs = options.rescanMs ?? 50;
+  }
+
+  private checkWritable(): void {
+    if (this.replica.readOnly) {
+      throw new DmpError('RELAY_READ_ONLY', `relay is not writable: cannot write in ${this.self}`);
+    }
+  }
+
+  async open(): Promise<void> {
+    this.checkWritable();
+    this.replica.folders.add(this.self);
+  }
+
+  async peers(): Promise<PeerId[]> {
+    return [...this.replica.folders].filter((name): name is PeerId => isPeerId(name)).sort();
+  }
+
+  async list(owner: PeerId, dir: PeerId): Promise<string[]> {
+    const prefix = `${owner}/${dir}/`;
+    const names: string[] = [];
+    for (const path of this.replica.files.keys()) {
+      if (!path.startsWith(prefix)) continue;
+      const name = path.slice(prefix.length);
+      if (isRelayName(name)) names.push(name);
+    }
+    return names;
+  }
+
+  async read(owner: PeerId, dir: PeerId, name: string): Promise<RelayRead | undefined> {
+    const stored = this.replica.files.get(`${owner}/${dir}/${name}`);
+    // Copy: a reader must never see a later write through a shared buffer.
+    return stored && { data: Buffer.from(stored.data), version: String(stored.version) };
+  }
+
+  async publish(dir: PeerId, files: readonly RelayFile[], _options?: PublishOptions): Promise<void> {
+    this.checkWritable();
+    for (const file of files) {
+      this.replica.put(`${this.self}/${dir}/${file.name}`, Buffer.from(file.data), true);
+    }
+  }
+
+  async remove(dir: PeerId, names: readonly string[]): Promise<void> {
+    this.checkWritable();
+    for (const name of names) this.replica.delete(`${this.self}/${dir}/${name}`, true);
+  }
+
+  async usage(): Promise<number> {
+    let total = 0;
+    for (const [path, stored] of this.replica.files) if (path.startsWith(`${this.self}/`)) total += stored.data.length;
+    return total;
+  }
+
+  watch(options: WatchOptions): void {
+    const { signal, onChange } = options;
+    if (signal.aborted) return;
+    const unsubscribe = this.replica.subscribe((path) => {
+      const [owner, dir, name] = path.split('/');
+      if (!isPeerId(owner) || !isPeerId(dir) || owner === this.self || dir !== this.self) return;
+      // Deliver asynchronously, as a real watcher does.
+      queueMicrotask(() => onChange(name !== undefined && isRelayName(name) ? { owner, dir, name } : { owner, dir }));
+    });
+    const timer = setInterval(() => onChange(null), this.rescanMs);
+    signal.addEventListener(
+      'abort',
+      () => {
+        unsubscribe();
+        clearInterval(timer);
+      },
+      { once: true },
+    );
+  }
+}
+
+export interface SimulatedSyncOptions {
+  seed: number;
+  /** Largest delay of one delivery in ms; each delivery draws its own, so order is random. */
+  maxDelayMs?: number;
+  /** Probability that a file is delivered a second time. */
+  duplicateRate?: number;
+  /** Probability that a sync-tool temp file appears (and vanishes) around a delivery. */
+  tempFileRate?: number;
+  /** Probability that a conflict copy appears beside a delivered file, and stays. */
+  conflictRate?: number;
+  /** Probability that a delivery arrives corrupted (one flipped byte) and stays so until rewritten. */
+  corruptRate?: number;
+}
+
+/**
+ * Joins replicas as a sync engine would. Per path, a replica never goes back to an older version
+ * (sync engines converge); across paths, anything goes.
+ */
+export class SimulatedSync {
+  private readonly random: () => number;
+  private readonly options: Required<Omit<SimulatedSyncOptions, 'seed'>>;
+  private readonly applied = new Map<RelayReplica, Map<string, number>>();
+  private pending = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly unsubscribers: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  /** Counters of what the simulation did, for tests to assert the hazards really happened. */
+  readonly stats = { delivered: 0, duplicated: 0, tempFiles: 0, conflicts: 0, corrupted: 0, deleted: 0 };
+
+  constructor(
+    private readonly replicas: RelayReplica[],
+    options: SimulatedSyncOptions,
+  ) {
+    this.random = seededRandom(options.seed);
+    this.options = {
+      maxDelayMs: options.maxDelayMs ?? 20,
+      duplicateRate: options.duplicateRate ?? 0,
+      tempFileRate: options.tempFileRate ?? 0,
+      conflictRate: options.conflictRate ?? 0,
+      corruptRate: options.corruptRate ?? 0,
+    };
+    for (const replica of replicas) {
+      this.applied.set(replica, new Map());
+      this.unsubscribers.push(replica.subscribe((path, local) => local && this.propagate(replica, path)));
+    }
+  }
+
+  stop(): void {
+    for (const unsubscribe of this.unsubscribers) unsubscribe();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** Resolves when no delivery is pending. */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private later(action: () => void): void {
+    this.pending += 1;
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        action();
+        this.pending -= 1;
+        if (this.pending === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const resolve of waiters) resolve();
+        }
+      },
+      Math.floor(this.random() * this.options.maxDelayMs),
+    );
+    this.timers.add(timer);
+  }
+
+  private propagate(source: RelayReplica, path: string): void {
+    const stored = source.files.get(path);
+    const [owner] = path.split('/');
+    for (const target of this.replicas) {
+      if (target === source) continue;
+      if (owner !== undefined && !target.folders.has(owner)) target.folders.add(owner);
+      if (stored === undefined) {
+        this.later(() => {
+          const applied = this.applied.get(target)!;
+          applied.set(path, Number.MAX_SAFE_INTEGER);
+          this.stats.deleted += 1;
+          target.delete(path, false);
+        });
+        continue;
+      }
+      const deliveries = this.random() < this.options.duplicateRate ? 2 : 1;
+      if (deliveries === 2) this.stats.duplicated += 1;
+      if (this.random() < this.options.tempFileRate) this.showTempFile(target, path);
+      const corrupt = this.random() < this.options.corruptRate;
+      for (let i = 0; i < deliveries; i += 1) {
+        this.later(() => {
+          const applied = this.applied.get(target)!;
+          const seen = applied.get(path) ?? 0;
+          if (seen > stored.version) return;
+          applied.set(path, stored.version);
+          let data = stored.data;
+          if (corrupt) {
+            data = Buffer.from(data);
+            const at = Math.floor(this.random() * data.length);
+            data[at] = (data[at] ?? 0) ^ 0x20;
+            this.stats.corrupted += 1;
+          }
+          this.stats.delivered += 1;
+          target.put(path, data, false, stored.version);
+          if (this.random() < this.options.conflictRate) {
+            this.stats.conflicts += 1;
+            const conflict = path.replace(/\.(dmp|dfc)$/, '.sync-conflict-20260101-120000-ABCDEFG.$1');
+            target.put(conflict, Buffer.from(data), false);
+          }
+        });
+      }
+    }
+  }
+
+  private showTempFile(target: RelayReplica, path: string): void {
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    const temp = `${path.slice(0, slash + 1)}${this.random() < 0.5 ? `.syncthing.${name}.tmp` : `~syncthing~${name}.tmp`}`;
+    this.stats.tempFiles += 1;
+    target.put(temp, Buffer.from('partial'), false);
+    this.later(() => target.delete(temp, false));
+  }
+}

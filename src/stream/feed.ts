@@ -1,0 +1,74 @@
+/**
+ * Turns relay change events into wake-ups. Each consumer gets a Wakeup that says "something you
+ * care about may have changed"; consumers then list the folder. Events only ever cause a look;
+ * the files are the truth, so a missed or duplicated event costs at most a rescan interval.
+ */
+import type { Clock } from '../clock.js';
+import type { RelayChange, RelayStorage } from '../relay/storage.js';
+
+export type ChangeFilter = (change: RelayChange) => boolean;
+
+export class Wakeup {
+  private dirty = true;
+  private resolve: (() => void) | undefined;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Marks the consumer dirty and wakes it if it waits. */
+  poke(): void {
+    this.dirty = true;
+    const resolve = this.resolve;
+    this.resolve = undefined;
+    resolve?.();
+  }
+
+  /**
+   * Resolves at once when poked since the last call, else on the next poke or after `timeoutMs`.
+   * Never rejects: an abort simply ends the wait, and the caller checks its signal.
+   */
+  async wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.dirty || signal?.aborted) {
+      this.dirty = false;
+      return;
+    }
+    const poked = new Promise<void>((resolve) => {
+      this.resolve = resolve;
+    });
+    const inner = new AbortController();
+    const onAbort = () => inner.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await Promise.race([poked, this.clock.sleep(timeoutMs, inner.signal).catch(() => {})]);
+    } finally {
+      inner.abort();
+      signal?.removeEventListener('abort', onAbort);
+      this.resolve = undefined;
+      this.dirty = false;
+    }
+  }
+}
+
+export class ChangeFeed {
+  private readonly subscribers = new Set<{ filter: ChangeFilter; wakeup: Wakeup }>();
+
+  constructor(
+    relay: RelayStorage,
+    private readonly clock: Clock,
+    signal: AbortSignal,
+  ) {
+    relay.watch({
+      signal,
+      onChange: (change) => {
+        for (const subscriber of this.subscribers) {
+          if (change === null || subscriber.filter(change)) subscriber.wakeup.poke();
+        }
+      },
+    });
+  }
+
+  subscribe(filter: ChangeFilter): { wakeup: Wakeup; unsubscribe: () => void } {
+    const entry = { filter, wakeup: new Wakeup(this.clock) };
+    this.subscribers.add(entry);
+    return { wakeup: entry.wakeup, unsubscribe: () => this.subscribers.delete(entry) };
+  }
+}
