@@ -26,7 +26,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   await mkdir(dirname(path), { recursive: true });
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(dirname(path), {
+    // proper-lockfile tracks locks per target path in-process, so each lock gets its own target.
+    release = await lockfile.lock(path, {
       lockfilePath: `${path}.lock`,
       realpath: false,
       stale: 10_000,

@@ -14,12 +14,12 @@ export class Wakeup {
 
   constructor(private readonly clock: Clock) {}
 
-  /** Marks the consumer dirty and wakes it if it waits. */
+  /** Wakes the consumer if it waits, or marks it so that its next wait returns at once. */
   poke(): void {
-    this.dirty = true;
     const resolve = this.resolve;
     this.resolve = undefined;
-    resolve?.();
+    if (resolve) resolve();
+    else this.dirty = true;
   }
 
   /**
@@ -43,7 +43,6 @@ export class Wakeup {
       inner.abort();
       signal?.removeEventListener('abort', onAbort);
       this.resolve = undefined;
-      this.dirty = false;
     }
   }
 }

@@ -1,0 +1,126 @@
+/**
+ * What the two commands share: the global options, opening the peer from flags/env/config,
+ * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
+ */
+import type { Argv } from 'yargs';
+import { resolveConfig } from '../config.js';
+import { DmpError, isDmpError } from '../errors.js';
+import type { Logger, LogLevel } from '../log.js';
+import { Peer } from '../peer.js';
+
+export interface GlobalArgs {
+  relay?: string;
+  id?: string;
+  key?: string;
+  'key-file'?: string;
+  home?: string;
+  poll?: number;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
+  return yargs
+    .option('relay', { type: 'string', describe: 'the synced relay folder [env DMP_RELAY]' })
+    .option('id', { type: 'string', describe: "this peer's id, 1-32 of a-z 0-9 - [env DMP_ID]" })
+    .option('key', { type: 'string', describe: 'the relay key (Fernet) [env DMP_KEY]' })
+    .option('key-file', { type: 'string', describe: 'read the relay key from a file [env DMP_KEY_FILE]' })
+    .option('home', { type: 'string', describe: 'config, state and inbox of this peer [env DMP_HOME]' })
+    .option('poll', { type: 'number', describe: 'poll the relay every MS instead of native events [env DMP_POLL]' })
+    .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
+    .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
+    .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
+    T & GlobalArgs
+  >;
+}
+
+/** Human log lines on stderr: warnings always, debug with --verbose. */
+export function stderrLogger(program: string, verbose: boolean): Logger {
+  return {
+    log(level: LogLevel, event: string, fields: Record<string, unknown> = {}) {
+      if (level === 'debug' && !verbose) return;
+      if (level === 'info' && !verbose) return;
+      const details = Object.entries(fields)
+        .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
+        .join(' ');
+      process.stderr.write(
+        `${program}: ${level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : ''}${event} ${details}\n`,
+      );
+    },
+  };
+}
+
+/** Never print control characters (terminal escapes) from names or messages to a terminal. */
+export function sanitize(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
+export async function openPeer(argv: GlobalArgs & { quota?: string }, program: string): Promise<Peer> {
+  const config = await resolveConfig({
+    relay: argv.relay,
+    id: argv.id,
+    key: argv.key,
+    keyFile: argv['key-file'],
+    home: argv.home,
+    poll: argv.poll,
+    quota: argv.quota,
+  });
+  return Peer.open({
+    relay: config.relay,
+    id: config.id,
+    key: config.key,
+    home: config.home,
+    pollMs: config.pollMs,
+    quota: config.quota,
+    logger: stderrLogger(program, argv.verbose ?? false),
+  });
+}
+
+/** An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. */
+export function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new DmpError('ABORTED', `interrupted by ${name}`));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return controller.signal;
+}
+
+export const EXIT_USAGE = 2;
+
+/** Prints one line for an error and returns the exit status. */
+export function reportError(program: string, error: unknown): number {
+  if (isDmpError(error)) {
+    process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
+    if (error.code === 'USAGE') return EXIT_USAGE;
+    if (error.code === 'ABORTED') return 130;
+    return 1;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
+  if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  return 1;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Reads all of stdin as text. */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function secondsToMs(value: number | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value) || value < 0) throw new DmpError('USAGE', `invalid --${name} '${value}' (seconds)`);
+  return value * 1000;
+}

@@ -1,0 +1,296 @@
+#!/usr/bin/env node
+/**
+ * dmp: messages, ping and (later) the background service, over a synced relay folder.
+ * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { initPeer } from '../config.js';
+import { generateKey } from '../crypto/fernet.js';
+import { DmpError } from '../errors.js';
+import type { InboxMessage } from '../stream/receiver.js';
+import {
+  type GlobalArgs,
+  interruptSignal,
+  openPeer,
+  printJson,
+  readStdin,
+  reportError,
+  sanitize,
+  secondsToMs,
+  withGlobalOptions,
+} from './common.js';
+
+const PROGRAM = 'dmp';
+
+function keygen() {
+  return {
+    command: 'keygen',
+    describe: 'print a new relay key (same form as Python Fernet.generate_key())',
+    handler: () => {
+      process.stdout.write(`${generateKey()}\n`);
+    },
+  };
+}
+
+function init() {
+  return {
+    command: 'init',
+    describe: 'write the config in DMP_HOME and create this peer in the relay',
+    builder: (y: Argv) => withGlobalOptions(y).demandOption(['relay', 'id']),
+    handler: async (argv: GlobalArgs) => {
+      const result = await initPeer({
+        relay: argv.relay,
+        id: argv.id,
+        key: argv.key,
+        keyFile: argv['key-file'],
+        home: argv.home,
+      });
+      if (argv.json) {
+        printJson({
+          config: result.configPath,
+          home: result.home,
+          generatedKey: result.generated ? result.key : undefined,
+        });
+      } else {
+        process.stderr.write(`dmp: ${argv.id} is ready in ${argv.relay} (config ${result.configPath})\n`);
+      }
+      if (result.generated && !argv.json) {
+        process.stdout.write(`${result.key}\n`);
+        process.stderr.write(
+          'dmp: this is the new relay key; give it to your peers over a safe channel (dmp init --key KEY)\n',
+        );
+      }
+    },
+  };
+}
+
+interface SendArgs extends GlobalArgs {
+  peer: string;
+  text: string[];
+  lines?: boolean;
+  wait?: boolean;
+  timeout?: number;
+}
+
+function send() {
+  return {
+    command: 'send <peer> [text..]',
+    describe: "send a message: words, '-' for stdin as one message, or --lines for one per line",
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('peer', { type: 'string', demandOption: true, describe: 'the recipient' })
+        .positional('text', {
+          type: 'string',
+          array: true,
+          default: [] as string[],
+          describe: "the message, or '-' to read stdin",
+        })
+        .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own message' })
+        .option('wait', { type: 'boolean', describe: "wait for the peer's acknowledgement" })
+        .option('timeout', { type: 'number', describe: 'with --wait: give up after S seconds' }),
+    handler: async (argv: SendArgs) => {
+      const words = argv.text ?? [];
+      let texts: string[];
+      if (argv.lines) {
+        if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
+        const input = await readStdin();
+        texts = input.split('\n');
+        if (texts.at(-1) === '') texts.pop();
+      } else if (words.length === 1 && words[0] === '-') {
+        texts = [await readStdin()];
+      } else if (words.length > 0) {
+        texts = [words.join(' ')];
+      } else {
+        throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
+      }
+      const peer = await openPeer(argv, PROGRAM);
+      const signal = interruptSignal();
+      try {
+        let warned = false;
+        const seqs = await peer.send(argv.peer, texts, {
+          wait: argv.wait,
+          timeoutMs: secondsToMs(argv.timeout, 'timeout'),
+          signal,
+          onWaiting: () => {
+            if (!warned) process.stderr.write(`dmp: relay quota full, waiting for ${sanitize(argv.peer)}…\n`);
+            warned = true;
+          },
+        });
+        if (argv.json)
+          printJson({
+            event: 'sent',
+            to: argv.peer,
+            count: seqs.length,
+            first: seqs[0],
+            last: seqs.at(-1),
+            acked: argv.wait ?? false,
+          });
+        else if (seqs.length > 0) {
+          const range = seqs.length === 1 ? `#${seqs[0]}` : `#${seqs[0]}-${seqs.at(-1)}`;
+          process.stderr.write(
+            `dmp: ${seqs.length} message${seqs.length === 1 ? '' : 's'} ${argv.wait ? 'delivered to' : 'sent to'} ${argv.peer} (${range})\n`,
+          );
+        }
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
+interface ListenArgs extends GlobalArgs {
+  from?: string;
+  count?: number;
+  timeout?: number;
+}
+
+function printMessage(message: InboxMessage, json: boolean): void {
+  if (json) {
+    printJson({
+      from: message.from,
+      seq: message.seq,
+      text: message.text,
+      sentAt: new Date(message.sentAt).toISOString(),
+      receivedAt: new Date(message.receivedAt).toISOString(),
+    });
+  } else {
+    // Keep line breaks of multi-line messages; escape every other control character.
+    const text = message.text.split('\n').map(sanitize).join('\n');
+    process.stdout.write(`${message.from}: ${text}\n`);
+  }
+}
+
+function listen() {
+  return {
+    command: 'listen',
+    describe: 'print incoming messages as they arrive (and answer pings)',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .option('from', { type: 'string', describe: 'only messages from this peer' })
+        .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N messages' })
+        .option('timeout', { type: 'number', describe: 'exit 1 if the messages have not come within S seconds' }),
+    handler: async (argv: ListenArgs) => {
+      if (argv.count !== undefined && (!Number.isInteger(argv.count) || argv.count < 1)) {
+        throw new DmpError('USAGE', `invalid --count '${argv.count}'`);
+      }
+      const timeoutMs = secondsToMs(argv.timeout, 'timeout');
+      const peer = await openPeer(argv, PROGRAM);
+      const signal = interruptSignal();
+      try {
+        await peer.listen({
+          from: argv.from,
+          count: argv.count,
+          timeoutMs,
+          signal,
+          onMessage: (message) => printMessage(message, argv.json ?? false),
+          onShared: () => {
+            if (argv.verbose) process.stderr.write('dmp: another process receives for this peer; reading its inbox\n');
+          },
+        });
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
+interface PingArgs extends GlobalArgs {
+  peer: string;
+  count: number;
+  interval: number;
+  timeout: number;
+}
+
+function pingCommand() {
+  return {
+    command: 'ping <peer>',
+    describe: 'measure the round trip to a peer through the relay, like ping(8)',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('peer', { type: 'string', demandOption: true, describe: 'the peer to ping' })
+        .option('count', { type: 'number', alias: 'c', default: 4, describe: 'how many pings' })
+        .option('interval', { type: 'number', alias: 'i', default: 1, describe: 'seconds between pings' })
+        .option('timeout', { type: 'number', alias: 'W', default: 10, describe: 'seconds to wait for each reply' }),
+    handler: async (argv: PingArgs) => {
+      if (!Number.isInteger(argv.count) || argv.count < 1)
+        throw new DmpError('USAGE', `invalid --count '${argv.count}'`);
+      const intervalMs = secondsToMs(argv.interval, 'interval') ?? 1000;
+      const timeoutMs = secondsToMs(argv.timeout, 'timeout') ?? 10_000;
+      const peer = await openPeer(argv, PROGRAM);
+      const signal = interruptSignal();
+      const json = argv.json ?? false;
+      try {
+        if (!json) process.stdout.write(`PING ${argv.peer} through the relay\n`);
+        let sent = 0;
+        const replies = await peer.ping(argv.peer, {
+          count: argv.count,
+          intervalMs,
+          timeoutMs,
+          signal,
+          onReply: (reply) => {
+            sent = reply.seq;
+            if (json) printJson({ seq: reply.seq, rttMs: Number(reply.rttMs.toFixed(3)) });
+            else process.stdout.write(`reply from ${argv.peer}: seq=${reply.seq} time=${reply.rttMs.toFixed(2)} ms\n`);
+          },
+          onTimeout: (seq) => {
+            sent = seq;
+            if (json) printJson({ seq, timeout: true });
+            else process.stdout.write(`no reply from ${argv.peer}: seq=${seq} (waited ${argv.timeout} s)\n`);
+          },
+        });
+        const rtts = replies.map((reply) => reply.rttMs);
+        if (!json) {
+          const loss = sent === 0 ? 100 : Math.round(((sent - replies.length) / sent) * 100);
+          process.stdout.write(
+            `--- ${argv.peer} ping statistics ---\n${sent} sent, ${replies.length} received, ${loss}% loss\n`,
+          );
+          if (rtts.length > 0) {
+            const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
+            process.stdout.write(
+              `rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms\n`,
+            );
+          }
+        }
+        if (replies.length === 0)
+          throw new DmpError('TIMEOUT', `no reply from ${argv.peer} (is dmp listen or the daemon running there?)`);
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
+export async function main(args: string[]): Promise<number> {
+  let status = 0;
+  const parser = yargs(args)
+    .scriptName(PROGRAM)
+    .usage('$0 <command> [options]\n\nMessages and ping through a folder that something else keeps in sync.')
+    .command(keygen())
+    .command(init())
+    .command(send())
+    .command(listen())
+    .command(pingCommand())
+    .demandCommand(1, 'give a command')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(100, process.stderr.columns ?? 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new DmpError('USAGE', `${message} (see dmp --help)`);
+    });
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    status = reportError(PROGRAM, error);
+  }
+  return status;
+}
+
+main(hideBin(process.argv)).then((status) => {
+  process.exitCode = status;
+  // Watchers and lock timers must not keep a finished command alive.
+  setImmediate(() => process.exit(status));
+});

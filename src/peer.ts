@@ -1,0 +1,324 @@
+/**
+ * The public API: one Peer per (relay, id, key, home). The CLI is a thin layer over this.
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { type Clock, systemClock } from './clock.js';
+import { type FernetKey, parseKey } from './crypto/fernet.js';
+import { DmpError, isDmpError } from './errors.js';
+import { readJsonFile, writeJsonFile } from './local/files.js';
+import { HomeLayout } from './local/home.js';
+import { acquireLock } from './local/lock.js';
+import { type Logger, silentLogger } from './log.js';
+import { FolderRelay } from './relay/folder-relay.js';
+import type { RelayStorage } from './relay/storage.js';
+import type { PeerContext } from './stream/context.js';
+import { ChangeFeed, Wakeup } from './stream/feed.js';
+import { type PingOptions, type PingReply, ping } from './stream/ping.js';
+import { type InboxMessage, MessageReceiver } from './stream/receiver.js';
+import { MessageSender } from './stream/sender.js';
+import { type IncomingHandler, runService } from './stream/service.js';
+import { type PeerId, parsePeerId } from './util/peer-id.js';
+
+export const DEFAULT_QUOTA = 64 * 1024 * 1024;
+
+export interface PeerOptions {
+  /** The relay folder, or a RelayStorage (tests use MemoryRelay). */
+  relay: string | RelayStorage;
+  /** This peer's id: 1 to 32 of a-z, 0-9, '-'. */
+  id: string;
+  /** The relay key (Fernet, url-safe base64). */
+  key: string;
+  /** DMP_HOME: config, state, locks and inbox of this peer. */
+  home: string;
+  /** Poll the relay every this many ms instead of native events (network shares). */
+  pollMs?: number;
+  /** Full rescan interval, ms (default 2000). */
+  rescanMs?: number;
+  /** Bytes this peer may hold in its relay folder (default 64 MiB). */
+  quota?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface SendOptions {
+  /** Wait until the peer has acknowledged every message sent. */
+  wait?: boolean;
+  /** With `wait`: give up after this many ms (TIMEOUT). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Publishing waits for room under the quota. */
+  onWaiting?: (held: number) => void;
+}
+
+export interface ListenOptions {
+  /** Only messages from this peer. */
+  from?: string;
+  /** Stop after this many messages. */
+  count?: number;
+  /** Give up after this many ms (TIMEOUT) when `count` messages have not come. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  onMessage: (message: InboxMessage) => void;
+  /** Another local process receives (the daemon): messages are read from its inbox. */
+  onShared?: () => void;
+}
+
+interface ReadCursor {
+  offset: number;
+}
+
+export class Peer {
+  readonly self: PeerId;
+  readonly ctx: PeerContext;
+  private readonly senders = new Map<PeerId, MessageSender>();
+  private readonly receivers = new Map<PeerId, MessageReceiver>();
+  private readonly closer = new AbortController();
+  private feedInstance: ChangeFeed | undefined;
+
+  private constructor(ctx: PeerContext) {
+    this.ctx = ctx;
+    this.self = ctx.self;
+  }
+
+  static async open(options: PeerOptions): Promise<Peer> {
+    const self = parsePeerId(options.id, 'id');
+    const key: FernetKey = parseKey(options.key);
+    const home = new HomeLayout(options.home);
+    const logger = options.logger ?? silentLogger;
+    await mkdir(options.home, { recursive: true });
+    let relay: RelayStorage;
+    if (typeof options.relay === 'string') {
+      relay = new FolderRelay({
+        root: options.relay,
+        self,
+        tempDir: await stagingDir(options.relay, home.temp),
+        pollMs: options.pollMs,
+        rescanMs: options.rescanMs,
+        logger,
+      });
+    } else {
+      relay = options.relay;
+    }
+    await relay.open();
+    return new Peer({
+      self,
+      relay,
+      key,
+      home,
+      clock: options.clock ?? systemClock,
+      logger,
+      quota: options.quota ?? DEFAULT_QUOTA,
+    });
+  }
+
+  /** Stops watchers; the Peer cannot be used afterwards. */
+  close(): void {
+    this.closer.abort();
+  }
+
+  get feed(): ChangeFeed {
+    this.feedInstance ??= new ChangeFeed(this.ctx.relay, this.ctx.clock, this.closer.signal);
+    return this.feedInstance;
+  }
+
+  sender(peer: PeerId): MessageSender {
+    let sender = this.senders.get(peer);
+    if (!sender) {
+      sender = new MessageSender(this.ctx, peer);
+      this.senders.set(peer, sender);
+    }
+    return sender;
+  }
+
+  private receiver(peer: PeerId): MessageReceiver {
+    let receiver = this.receivers.get(peer);
+    if (!receiver) {
+      receiver = new MessageReceiver(this.ctx, peer);
+      this.receivers.set(peer, receiver);
+    }
+    return receiver;
+  }
+
+  /** Fails with UNKNOWN_PEER when `peer` has no folder in the relay. */
+  async requirePeer(peer: string): Promise<PeerId> {
+    const id = parsePeerId(peer, 'peer');
+    if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
+    if (!(await this.ctx.relay.peers()).includes(id)) {
+      throw new DmpError('UNKNOWN_PEER', `no peer '${id}' in the relay (has it run dmp init with this relay?)`, {
+        data: { peer: id },
+      });
+    }
+    return id;
+  }
+
+  /** Sends each text as one message. Returns their sequence numbers. */
+  async send(to: string, texts: readonly string[], options: SendOptions = {}): Promise<number[]> {
+    const peer = await this.requirePeer(to);
+    const sender = this.sender(peer);
+    // Housekeeping first: delete what was delivered since we last looked.
+    await sender.processAck();
+    const seqs = await sender.send(texts, { signal: options.signal, onWaiting: options.onWaiting });
+    if (options.wait && seqs.length > 0) await this.waitForAck(peer, seqs.at(-1) ?? 0, options);
+    return seqs;
+  }
+
+  private async waitForAck(peer: PeerId, through: number, options: SendOptions): Promise<void> {
+    const sender = this.sender(peer);
+    const { wakeup, unsubscribe } = this.feed.subscribe((change) => change.owner === peer && change.dir === this.self);
+    const deadline =
+      options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : this.ctx.clock.now() + options.timeoutMs;
+    try {
+      for (;;) {
+        const ack = await sender.processAck();
+        if (ack && ack.through >= through) return;
+        if (sender.suspectWrongKey) {
+          throw new DmpError('AUTH', `cannot authenticate acknowledgements from ${peer}: wrong relay key?`, {
+            data: { peer },
+          });
+        }
+        if (options.signal?.aborted) throw new DmpError('ABORTED', 'cancelled');
+        const left = deadline - this.ctx.clock.now();
+        if (left <= 0) {
+          throw new DmpError('TIMEOUT', `${peer} has not acknowledged message ${through} yet (it is in the relay)`, {
+            data: { peer, through, acked: ack?.through ?? 0 },
+          });
+        }
+        await wakeup.wait(Math.min(left, 1000), options.signal);
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Pings `to` like ping(8). */
+  async ping(to: string, options: PingOptions = {}): Promise<PingReply[]> {
+    const peer = await this.requirePeer(to);
+    return ping(this.ctx, this.feed, peer, options);
+  }
+
+  /**
+   * Prints (through `onMessage`) messages as they arrive, acknowledging them. Messages that
+   * arrived earlier but were never shown come first. Runs until `count` messages, the timeout,
+   * or the signal.
+   */
+  async listen(options: ListenOptions): Promise<number> {
+    const from = options.from === undefined ? undefined : parsePeerId(options.from, 'peer');
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let shown = 0;
+    let failure: unknown;
+    const fail = (error: unknown) => {
+      failure ??= error;
+      stop.abort();
+    };
+    const printer = new Wakeup(this.ctx.clock);
+    const show = async () => {
+      for (const peer of from ? [from] : await this.inboxPeers()) {
+        if (options.count !== undefined && shown >= options.count) return;
+        const cursorPath = this.ctx.home.stream(peer, 'inbox.read');
+        const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
+        const { records, ends } = await this.receiver(peer).inbox.read(cursor.offset);
+        if (records.length === 0) continue;
+        let taken = 0;
+        for (const record of records) {
+          if (options.count !== undefined && shown >= options.count) break;
+          options.onMessage(record);
+          shown += 1;
+          taken += 1;
+        }
+        await writeJsonFile(cursorPath, { offset: ends[taken - 1] ?? cursor.offset } satisfies ReadCursor);
+      }
+      if (options.count !== undefined && shown >= options.count) stop.abort();
+    };
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              fail(
+                new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
+                  data: { shown },
+                }),
+              ),
+            options.timeoutMs,
+          );
+    let release: (() => Promise<void>) | undefined;
+    try {
+      await show();
+      if (stop.signal.aborted) return shown;
+      try {
+        release = await acquireLock(this.ctx.home.lock('receive-messages'), {
+          waitMs: 0,
+          purpose: 'another dmp listen or the daemon',
+        });
+      } catch (error) {
+        if (!isDmpError(error, 'LOCKED')) throw error;
+        options.onShared?.();
+      }
+      const handlers: IncomingHandler[] = [];
+      if (release) {
+        handlers.push({
+          handle: async (peer, names) => {
+            const receiver = this.receiver(peer);
+            const delivered = await receiver.poll(names);
+            if (receiver.suspectWrongKey) {
+              throw new DmpError('AUTH', `cannot authenticate messages from ${peer}: wrong relay key?`, {
+                data: { peer },
+              });
+            }
+            if (delivered.length > 0) printer.poke();
+          },
+        });
+      }
+      const service = runService(this.ctx, this.feed, {
+        signal: stop.signal,
+        senderFor: (peer) => this.sender(peer),
+        handlers,
+        onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
+      }).catch(fail);
+      while (!stop.signal.aborted) {
+        await show().catch(fail);
+        // The receiver in this process pokes at once; a receiver elsewhere is polled.
+        await printer.wait(release ? 1000 : 100, stop.signal);
+      }
+      await service;
+      if (failure) throw failure;
+      return shown;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      stop.abort();
+      await release?.();
+    }
+  }
+
+  /** Runs the service loop (answer pings, process acks) until the signal fires. */
+  async serve(options: { signal: AbortSignal; handlers?: IncomingHandler[] }): Promise<void> {
+    await runService(this.ctx, this.feed, {
+      signal: options.signal,
+      senderFor: (peer) => this.sender(peer),
+      handlers: options.handlers ?? [],
+      onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
+    });
+  }
+
+  /** Peers with an inbox in DMP_HOME or a folder in the relay. */
+  private async inboxPeers(): Promise<PeerId[]> {
+    return (await this.ctx.relay.peers()).filter((peer) => peer !== this.self);
+  }
+}
+
+/**
+ * Relay files are staged in DMP_HOME/tmp when it is on the relay's file system (rename then
+ * works, and sync tools never see a half-written file); otherwise as dot-names in the relay.
+ */
+async function stagingDir(relay: string, temp: string): Promise<string | undefined> {
+  try {
+    await mkdir(temp, { recursive: true });
+    const [a, b] = await Promise.all([stat(relay), stat(temp)]);
+    return a.dev === b.dev ? temp : undefined;
+  } catch {
+    return undefined;
+  }
+}

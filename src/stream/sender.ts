@@ -1,0 +1,191 @@
+/**
+ * The sending half of a message stream (self -> peer).
+ *
+ * MUST rules enforced here (docs/PROTOCOL.md):
+ * - A sequence number is never used twice: numbers are allocated under a lock in DMP_HOME, and
+ *   the next number is the highest of the state, the log, the relay and the peer's ack, plus one.
+ * - The local log is written (fsynced) before the relay file: the log is the truth, the relay
+ *   a copy, so a relay file that is lost or damaged can be published again.
+ * - Files are deleted from the relay only once the peer's ack covers them.
+ */
+import { DmpError, errnoCode, isDmpError } from '../errors.js';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
+import { Journal } from '../local/journal.js';
+import { withLock } from '../local/lock.js';
+import type { PeerId } from '../util/peer-id.js';
+import type { PeerContext } from './context.js';
+import { type AckBody, decodeEnvelope, type Envelope, encodeEnvelope, PROTOCOL_VERSION } from './envelope.js';
+import { ACK_NAME, MAX_SEQ, messageName, parseMessageName } from './names.js';
+import { publishWithinQuota, type WaitForRoom } from './quota.js';
+
+interface SenderState {
+  nextSeq: number;
+  ackedThrough: number;
+}
+
+export interface AckSeen {
+  through: number;
+  resend: number[];
+}
+
+/** At most this many messages go into one batch: one log fsync and one directory fsync each. */
+const BATCH_MESSAGES = 500;
+
+export class MessageSender {
+  private readonly log: Journal<Envelope>;
+  private readonly statePath: string;
+  private readonly lockPath: string;
+  /** The version of the ack file last acted upon, so a resend request is served once. */
+  private lastAckVersion: string | undefined;
+  private ackAuthFailures = 0;
+
+  constructor(
+    private readonly ctx: PeerContext,
+    readonly peer: PeerId,
+  ) {
+    this.log = new Journal(ctx.home.stream(peer, 'out.jsonl'));
+    this.statePath = ctx.home.stream(peer, 'out.json');
+    this.lockPath = ctx.home.lock(`send-${peer}`);
+  }
+
+  /** True when acks from this peer exist but none authenticates: most likely a key mismatch. */
+  get suspectWrongKey(): boolean {
+    return this.ackAuthFailures > 0;
+  }
+
+  /**
+   * Sends texts as consecutive messages. Resolves once every one is in the local log and in the
+   * relay, with the sequence numbers given.
+   */
+  async send(texts: readonly string[], options: WaitForRoom = {}): Promise<number[]> {
+    const seqs: number[] = [];
+    return withLock(this.lockPath, async () => {
+      const state = await this.currentState();
+      let index = 0;
+      while (index < texts.length) {
+        const envelopes: Envelope[] = [];
+        const files: { name: string; data: string }[] = [];
+        let bytes = 0;
+        // A batch must fit the quota on its own, or it would wait forever.
+        while (index < texts.length && envelopes.length < BATCH_MESSAGES) {
+          const envelope: Envelope = {
+            v: PROTOCOL_VERSION,
+            type: 'msg',
+            from: this.ctx.self,
+            to: this.peer,
+            seq: state.nextSeq + envelopes.length,
+            sentAt: this.ctx.clock.now(),
+            body: texts[index],
+            acked: state.ackedThrough,
+          };
+          const data = encodeEnvelope(this.ctx.key, envelope);
+          if (envelopes.length > 0 && bytes + data.length > this.ctx.quota / 2) break;
+          if (data.length > this.ctx.quota) {
+            throw new DmpError('USAGE', `message of ${data.length} bytes does not fit the relay quota`);
+          }
+          envelopes.push(envelope);
+          files.push({ name: messageName(envelope.seq), data });
+          bytes += data.length;
+          index += 1;
+        }
+        if (state.nextSeq + envelopes.length > MAX_SEQ) throw new DmpError('PROTOCOL', 'message stream exhausted');
+        await this.log.append(envelopes);
+        await publishWithinQuota(this.ctx, bytes, () => this.ctx.relay.publish(this.peer, files), {
+          ...options,
+          pause: async () => {
+            await this.processAck();
+            await (options.pause ? options.pause() : this.ctx.clock.sleep(100, options.signal));
+          },
+        });
+        state.nextSeq += envelopes.length;
+        await writeJsonFile(this.statePath, state);
+        seqs.push(...envelopes.map((envelope) => envelope.seq));
+      }
+      return seqs;
+    });
+  }
+
+  /**
+   * Reads the peer's ack: deletes acknowledged files, publishes again what the peer asks for.
+   * Returns what the ack says, or undefined when there is none yet.
+   */
+  async processAck(): Promise<AckSeen | undefined> {
+    const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
+    if (read === undefined) return undefined;
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
+    } catch (error) {
+      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
+      if (read.version !== this.lastAckVersion) {
+        this.lastAckVersion = read.version;
+        this.ackAuthFailures += 1;
+        this.ctx.logger.log('warn', 'ack-rejected', { peer: this.peer, file: ACK_NAME, reason: error.message });
+      }
+      return undefined;
+    }
+    this.ackAuthFailures = 0;
+    const ack = envelope.body as AckBody;
+    if (read.version === this.lastAckVersion) return { through: ack.through, resend: ack.resend };
+    this.lastAckVersion = read.version;
+    await withLock(this.lockPath, async () => {
+      const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
+      const names = await this.ctx.relay.list(this.ctx.self, this.peer);
+      const present = new Set(names.map(parseMessageName).filter((seq) => seq !== undefined));
+      await this.ctx.relay.remove(this.peer, [...present].filter((seq) => seq <= ack.through).map(messageName));
+      if (ack.through > state.ackedThrough) {
+        state.ackedThrough = ack.through;
+        await writeJsonFile(this.statePath, state);
+      }
+      const { records } = await this.log.read();
+      const last = records.at(-1)?.seq ?? 0;
+      if (last <= ack.through) {
+        await this.log.clear();
+        return;
+      }
+      // Publish again what the peer asked for, and what a crash kept from reaching the relay.
+      const wanted = new Set(ack.resend);
+      const again = records.filter(
+        (record) => record.seq > ack.through && (wanted.has(record.seq) || !present.has(record.seq)),
+      );
+      if (again.length > 0) {
+        this.ctx.logger.log('info', 'republish', { peer: this.peer, seqs: again.map((record) => record.seq) });
+        // A fresh token (new IV) so that sync tools see new content even at the same size.
+        await this.ctx.relay.publish(
+          this.peer,
+          again.map((record) => ({ name: messageName(record.seq), data: encodeEnvelope(this.ctx.key, record) })),
+        );
+      }
+    });
+    return { through: ack.through, resend: ack.resend };
+  }
+
+  /** The highest sequence number sent so far (0 when none). */
+  async lastSent(): Promise<number> {
+    return (await this.currentState()).nextSeq - 1;
+  }
+
+  /** Derives the next number from every fact available, so a lost state file cannot reuse one. */
+  private async currentState(): Promise<SenderState> {
+    const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
+    const { records } = await this.log.read();
+    const lastLogged = records.at(-1)?.seq ?? 0;
+    let lastPublished = 0;
+    for (const name of await this.ctx.relay.list(this.ctx.self, this.peer)) {
+      lastPublished = Math.max(lastPublished, parseMessageName(name) ?? 0);
+    }
+    let acked = 0;
+    try {
+      const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
+      if (read) {
+        const envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
+        acked = (envelope.body as AckBody).through;
+      }
+    } catch (error) {
+      if (!isDmpError(error) && errnoCode(error) === undefined) throw error;
+    }
+    state.ackedThrough = Math.max(state.ackedThrough, acked);
+    state.nextSeq = Math.max(state.nextSeq, lastLogged + 1, lastPublished + 1, acked + 1);
+    return state;
+  }
+}

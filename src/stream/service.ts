@@ -1,0 +1,73 @@
+/**
+ * The loop every long-running process of a peer runs: it answers pings, processes the acks of
+ * its outgoing streams (deleting what was delivered, publishing again what was asked for) and
+ * hands each peer's folder listing to the receivers it was given. One listing of
+ * `<relay>/<peer>/<self>/` per pass serves every component.
+ */
+import { type DmpError, isDmpError } from '../errors.js';
+import type { PeerId } from '../util/peer-id.js';
+import type { PeerContext } from './context.js';
+import type { ChangeFeed } from './feed.js';
+import { ACK_NAME } from './names.js';
+import { PingResponder } from './ping.js';
+import type { MessageSender } from './sender.js';
+
+/** Something that consumes part of a peer's incoming folder (messages, file transfers). */
+export interface IncomingHandler {
+  handle(peer: PeerId, names: readonly string[]): Promise<void>;
+}
+
+export interface ServiceOptions {
+  signal: AbortSignal;
+  /** Senders of this process, by peer, whose acks to process. Created on demand. */
+  senderFor: (peer: PeerId) => MessageSender;
+  handlers: readonly IncomingHandler[];
+  /** Longest sleep between passes when nothing happens, ms. Default 1000. */
+  idleMs?: number;
+  /** A pass failed (relay gone, disk full); the loop backs off and goes on. */
+  onError?: (error: DmpError) => void;
+}
+
+export async function runService(ctx: PeerContext, feed: ChangeFeed, options: ServiceOptions): Promise<void> {
+  const { signal } = options;
+  const responder = new PingResponder(ctx);
+  const dirty = new Set<PeerId>();
+  let everyone = true;
+  const { wakeup, unsubscribe } = feed.subscribe((change) => {
+    if (change.dir !== ctx.self || change.owner === ctx.self) return false;
+    dirty.add(change.owner);
+    return true;
+  });
+  let backoffMs = 0;
+  try {
+    while (!signal.aborted) {
+      const peers = everyone
+        ? (await ctx.relay.peers().catch(() => [] as PeerId[])).filter((p) => p !== ctx.self)
+        : [...dirty];
+      everyone = false;
+      dirty.clear();
+      try {
+        for (const peer of peers) {
+          if (signal.aborted) break;
+          const names = await ctx.relay.list(peer, ctx.self);
+          await responder.poll(peer, names);
+          if (names.includes(ACK_NAME)) await options.senderFor(peer).processAck();
+          for (const handler of options.handlers) await handler.handle(peer, names);
+        }
+        backoffMs = 0;
+      } catch (error) {
+        if (!isDmpError(error) || isDmpError(error, 'AUTH')) throw error;
+        options.onError?.(error);
+        backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
+        everyone = true;
+        await ctx.clock.sleep(backoffMs, signal).catch(() => {});
+        continue;
+      }
+      await wakeup.wait(options.idleMs ?? 1000, signal);
+      // Rescan ticks poke every subscriber without naming an owner: look at everyone then.
+      if (dirty.size === 0) everyone = true;
+    }
+  } finally {
+    unsubscribe();
+  }
+}
