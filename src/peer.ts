@@ -17,9 +17,14 @@ import { type PingOptions, type PingReply, ping } from './stream/ping.js';
 import { type InboxMessage, MessageReceiver } from './stream/receiver.js';
 import { MessageSender } from './stream/sender.js';
 import { type IncomingHandler, runService } from './stream/service.js';
+import type { TransferEvent, TransferEventListener } from './transfer/events.js';
+import { TransferReceiver } from './transfer/receiver.js';
+import { checkQuotaHoldsBlock, type SendFileResult, sendFile } from './transfer/sender.js';
+import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
+export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 
 export interface PeerOptions {
   /** The relay folder, or a RelayStorage (tests use MemoryRelay). */
@@ -61,6 +66,26 @@ export interface ListenOptions {
   onMessage: (message: InboxMessage) => void;
   /** Another local process receives (the daemon): messages are read from its inbox. */
   onShared?: () => void;
+}
+
+export interface SendFilesOptions {
+  /** Bytes per chunk (default 4 MiB). */
+  blockSize?: number;
+  /** Files in flight at once (default 4); the quota is shared. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onEvent?: TransferEventListener;
+}
+
+export interface ReceiveFilesOptions {
+  /** Where files land (default: the current directory). */
+  out?: string;
+  from?: string;
+  /** Stop after this many files were received whole. */
+  count?: number;
+  overwrite?: boolean;
+  signal?: AbortSignal;
+  onEvent?: TransferEventListener;
 }
 
 interface ReadCursor {
@@ -290,6 +315,76 @@ export class Peer {
       options.signal?.removeEventListener('abort', onAbort);
       stop.abort();
       await release?.();
+    }
+  }
+
+  /**
+   * Sends files and directories (recursively) to `to`. Resolves once the receiver has verified
+   * every file; an interrupted call resumes when called again with the same paths.
+   */
+  async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    checkQuotaHoldsBlock(this.ctx.quota, blockSize);
+    const { files, skipped } = await expandSources(paths);
+    for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    // The message service runs alongside: acks get processed and pings answered meanwhile.
+    const stop = new AbortController();
+    const service = this.serve({ signal: stop.signal }).catch(() => {});
+    const results: SendFileResult[] = [];
+    try {
+      let next = 0;
+      const worker = async () => {
+        while (next < files.length) {
+          const file = files[next];
+          next += 1;
+          if (!file) break;
+          results.push(await sendFile(this.ctx, this.feed, peer, file, { ...options, blockSize }));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, files.length) }, worker));
+      return results;
+    } finally {
+      stop.abort();
+      await service;
+    }
+  }
+
+  /** Receives files into `out` until `count` files arrived whole, or the signal. */
+  async receiveFiles(options: ReceiveFilesOptions = {}): Promise<TransferEvent[]> {
+    const from = options.from === undefined ? undefined : parsePeerId(options.from, 'peer');
+    const release = await acquireLock(this.ctx.home.lock('receive-files'), {
+      waitMs: 0,
+      purpose: 'another dftp receive or the daemon',
+    });
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const done: TransferEvent[] = [];
+    try {
+      const receiver = new TransferReceiver(this.ctx, {
+        out: options.out ?? process.cwd(),
+        from,
+        overwrite: options.overwrite,
+        onEvent: (event) => {
+          options.onEvent?.(event);
+          if (event.event === 'done') {
+            done.push(event);
+            if (options.count !== undefined && done.length >= options.count) stop.abort();
+          }
+        },
+      });
+      await runService(this.ctx, this.feed, {
+        signal: stop.signal,
+        senderFor: (peer) => this.sender(peer),
+        handlers: [receiver],
+        onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
+      });
+      return done;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      stop.abort();
+      await release();
     }
   }
 

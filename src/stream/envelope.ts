@@ -11,7 +11,8 @@ import { isPeerId, type PeerId } from '../util/peer-id.js';
 
 export const PROTOCOL_VERSION = 1;
 
-export type EnvelopeType = 'msg' | 'ack' | 'ping' | 'pong';
+/** Message-layer types, and DFTP's control files (their bodies are checked in src/transfer/). */
+export type EnvelopeType = 'msg' | 'ack' | 'ping' | 'pong' | 'offer' | 'status';
 
 export interface Envelope {
   /** Protocol version. */
@@ -75,7 +76,7 @@ export function decodeEnvelope(key: FernetKey, data: Buffer, expect: Expect): En
     !isPeerId(envelope.to) ||
     !Number.isSafeInteger(envelope.seq) ||
     typeof envelope.sentAt !== 'number' ||
-    !['msg', 'ack', 'ping', 'pong'].includes(envelope.type as string)
+    !['msg', 'ack', 'ping', 'pong', 'offer', 'status'].includes(envelope.type as string)
   ) {
     throw new DmpError('PROTOCOL', 'envelope is malformed');
   }

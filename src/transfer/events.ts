@@ -1,0 +1,10 @@
+/** Progress events of file transfers, typed by name. The library emits; the CLI renders. */
+export type TransferEvent =
+  | { event: 'offer'; peer: string; file: string; tid: string; total: number; resumed: boolean }
+  | { event: 'progress'; peer: string; file: string; tid: string; bytes: number; total: number }
+  | { event: 'waiting'; peer: string; file: string; tid: string; reason: string }
+  | { event: 'done'; peer: string; file: string; tid: string; path?: string; bytes: number; sha256: string }
+  | { event: 'failed'; peer: string; file: string; tid: string; reason: string }
+  | { event: 'skipped'; peer: string; file: string; reason: string };
+
+export type TransferEventListener = (event: TransferEvent) => void;

@@ -1,0 +1,415 @@
+/**
+ * The receiving side of DFTP. Offers become hidden partial files inside the output folder;
+ * chunks are written at their offsets, fsynced, and only then acknowledged in the status file;
+ * the whole file's SHA-256 is checked before it is moved into place under a name of the
+ * receiver's choosing.
+ *
+ * MUST rules enforced here (docs/PROTOCOL.md):
+ * - Every chunk is authenticated and checked against its transfer, index, offset and length.
+ * - A chunk is acknowledged only after it is fsynced in the partial file.
+ * - The file appears under its final name only once its checksum matched; on a mismatch the
+ *   partial is deleted and the transfer fails.
+ * - The receiver decides every path, inside the output folder; an existing file is never
+ *   replaced unless the user said --overwrite.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { type FileHandle, link, mkdir, open, rename, statfs, unlink, utimes } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { decrypt } from '../crypto/fernet.js';
+import { DmpError, errnoCode, isDmpError } from '../errors.js';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
+import type { PeerContext } from '../stream/context.js';
+import type { IncomingHandler } from '../stream/service.js';
+import type { PeerId } from '../util/peer-id.js';
+import {
+  type ChunkPlan,
+  checkChunk,
+  chunkRange,
+  decodeChunkPlaintext,
+  fromRanges,
+  planChunks,
+  toRanges,
+} from './chunk-codec.js';
+import { decodeOffer, encodeStatus, type Offer, type Status, type TransferState } from './control.js';
+import type { TransferEventListener } from './events.js';
+import { chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
+import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
+
+export interface ReceiveOptions {
+  /** Where files land (created when missing). */
+  out: string;
+  /** Only accept transfers from this peer. */
+  from?: PeerId;
+  /** Replace existing files instead of choosing a free name. */
+  overwrite?: boolean;
+  onEvent?: TransferEventListener;
+}
+
+interface IncomingState {
+  tid: string;
+  peer: PeerId;
+  offer: Offer;
+  /** The cleaned relative path, components. */
+  parts: string[];
+  /** The partial file (hidden, beside the target). */
+  partial: string;
+  have: [number, number][];
+  sha256?: string;
+  state: TransferState;
+  reason?: string;
+  path?: string;
+}
+
+interface Incoming {
+  state: IncomingState;
+  plan: ChunkPlan;
+  have: Set<number>;
+  /** Files that failed, by chunk index, with the version that failed. */
+  bad: Map<number, string>;
+  /** Running hash over the contiguous prefix of chunks, and the next index it needs. */
+  hash: Hash | undefined;
+  hashedIndex: number;
+  lastStatus?: string;
+}
+
+export class TransferReceiver implements IncomingHandler {
+  private readonly transfers = new Map<string, Incoming>();
+  private readonly out: string;
+
+  constructor(
+    private readonly ctx: PeerContext,
+    private readonly options: ReceiveOptions,
+  ) {
+    this.out = options.out;
+  }
+
+  private statePath(peer: PeerId, tid: string): string {
+    return this.ctx.home.transfers('in', `${peer}-${tid}.json`);
+  }
+
+  async handle(peer: PeerId, names: readonly string[]): Promise<void> {
+    if (this.options.from !== undefined && peer !== this.options.from) return;
+    const offers = new Set<string>();
+    const chunks = new Map<string, number[]>();
+    for (const name of names) {
+      const tid = parseOfferName(name);
+      if (tid !== undefined) offers.add(tid);
+      const chunk = parseChunkName(name);
+      if (chunk) {
+        const list = chunks.get(chunk.tid) ?? [];
+        list.push(chunk.index);
+        chunks.set(chunk.tid, list);
+      }
+    }
+    for (const tid of offers) {
+      const incoming = await this.load(peer, tid);
+      if (!incoming) continue;
+      if (incoming.state.state === 'receiving' || incoming.state.state === 'paused') {
+        await this.receiveChunks(
+          incoming,
+          (chunks.get(tid) ?? []).sort((a, b) => a - b),
+        );
+      }
+      await this.publishStatus(incoming);
+    }
+    await this.collectGarbage(peer, offers);
+  }
+
+  /** The transfer's state: from memory, from DMP_HOME after a restart, or from a new offer. */
+  private async load(peer: PeerId, tid: string): Promise<Incoming | undefined> {
+    const key = `${peer}/${tid}`;
+    const known = this.transfers.get(key);
+    if (known) return known;
+    let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
+    if (!state) {
+      const read = await this.ctx.relay.read(peer, this.ctx.self, offerName(tid));
+      if (!read) return undefined;
+      let offer: Offer;
+      try {
+        offer = decodeOffer(this.ctx.key, read.data, peer, this.ctx.self, tid);
+      } catch (error) {
+        if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
+        this.ctx.logger.log('warn', 'offer-rejected', { peer, file: offerName(tid), reason: error.message });
+        if (isDmpError(error, 'AUTH')) {
+          throw new DmpError('AUTH', `cannot authenticate the offer from ${peer}: wrong relay key?`, {
+            data: { peer },
+          });
+        }
+        return undefined;
+      }
+      const parts = safeRelativePath(offer.name);
+      const target = resolveInside(this.out, parts);
+      state = {
+        tid,
+        peer,
+        offer,
+        parts,
+        partial: join(dirname(target), `.${basename(target)}.${tid}.dftp-part`),
+        have: [],
+        state: 'receiving',
+      };
+      await writeJsonFile(this.statePath(peer, tid), state);
+    }
+    const incoming: Incoming = {
+      state,
+      plan: planChunks(state.offer.size, state.offer.blockSize),
+      have: fromRanges(state.have),
+      bad: new Map(),
+      hash: undefined,
+      hashedIndex: 0,
+    };
+    this.transfers.set(key, incoming);
+    if (state.state === 'receiving' || state.state === 'paused') {
+      this.options.onEvent?.({
+        event: 'offer',
+        peer,
+        file: state.parts.join('/'),
+        tid,
+        total: state.offer.size,
+        resumed: incoming.have.size > 0,
+      });
+    }
+    return incoming;
+  }
+
+  private async receiveChunks(incoming: Incoming, present: number[]): Promise<void> {
+    const { state, plan } = incoming;
+    const wanted = present.filter((index) => !incoming.have.has(index) && index < plan.count);
+    if (wanted.length === 0 && incoming.have.size < plan.count) return;
+    if (!(await this.hasRoom(incoming))) return;
+    await mkdir(dirname(state.partial), { recursive: true });
+    let handle: FileHandle;
+    try {
+      // 'r+' keeps what a previous run wrote; a fresh partial starts empty ('a' would ignore offsets).
+      handle = await open(state.partial, incoming.have.size > 0 ? 'r+' : 'w+');
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
+        // The partial vanished (deleted by hand): start this file over.
+        this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
+        incoming.have.clear();
+        state.have = [];
+        incoming.hashedIndex = 0;
+        incoming.hash = undefined;
+        return;
+      }
+      throw this.localError(error, state.partial);
+    }
+    const added: number[] = [];
+    try {
+      for (const index of wanted) {
+        const data = await this.readChunk(incoming, index);
+        if (!data) continue;
+        try {
+          await handle.write(data, 0, data.length, chunkRange(plan, index).offset);
+        } catch (error) {
+          if (errnoCode(error) === 'ENOSPC') {
+            await this.pause(incoming, 'disk full: free some space, the transfer will continue');
+            break;
+          }
+          throw this.localError(error, state.partial);
+        }
+        added.push(index);
+      }
+      if (added.length > 0) await handle.sync();
+      // Running hash: extend over the contiguous prefix, reading back chunks that came early.
+      for (const index of added) incoming.have.add(index);
+      await this.extendHash(incoming, handle);
+    } finally {
+      await handle.close();
+    }
+    if (added.length > 0) {
+      if (state.state === 'paused') state.state = 'receiving';
+      state.have = toRanges(incoming.have);
+      await writeJsonFile(this.statePath(state.peer, state.tid), state);
+      let bytes = 0;
+      for (const index of incoming.have) bytes += chunkRange(plan, index).length;
+      this.options.onEvent?.({
+        event: 'progress',
+        peer: state.peer,
+        file: state.parts.join('/'),
+        tid: state.tid,
+        bytes,
+        total: state.offer.size,
+      });
+    }
+    if (incoming.have.size === plan.count && state.sha256 !== undefined) await this.finish(incoming);
+  }
+
+  /** Reads, authenticates and checks one chunk; undefined when it is gone or bad. */
+  private async readChunk(incoming: Incoming, index: number): Promise<Buffer | undefined> {
+    const { state, plan } = incoming;
+    const name = chunkName(state.tid, index);
+    const read = await this.ctx.relay.read(state.peer, this.ctx.self, name);
+    if (!read || incoming.bad.get(index) === read.version) return undefined;
+    try {
+      const { header, data } = decodeChunkPlaintext(decrypt(this.ctx.key, read.data));
+      checkChunk(header, { from: state.peer, to: this.ctx.self, tid: state.tid, index, plan });
+      if (header.sha256 !== undefined) state.sha256 = header.sha256;
+      incoming.bad.delete(index);
+      return data;
+    } catch (error) {
+      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
+      incoming.bad.set(index, read.version);
+      this.ctx.logger.log('warn', 'chunk-rejected', { peer: state.peer, file: name, reason: error.message });
+      return undefined;
+    }
+  }
+
+  private async extendHash(incoming: Incoming, handle: FileHandle): Promise<void> {
+    incoming.hash ??= createHash('sha256');
+    const buffer = Buffer.allocUnsafe(Math.min(incoming.plan.blockSize, 16 * 1024 * 1024));
+    while (incoming.hashedIndex < incoming.plan.count && incoming.have.has(incoming.hashedIndex)) {
+      const { offset, length } = chunkRange(incoming.plan, incoming.hashedIndex);
+      for (let done = 0; done < length; ) {
+        const want = Math.min(buffer.length, length - done);
+        const { bytesRead } = await handle.read(buffer, 0, want, offset + done);
+        if (bytesRead === 0) throw new DmpError('IO', `partial file ${incoming.state.partial} is shorter than written`);
+        incoming.hash.update(buffer.subarray(0, bytesRead));
+        done += bytesRead;
+      }
+      incoming.hashedIndex += 1;
+    }
+  }
+
+  /** Checks free space before writing; pauses (and says why) when the disk cannot take the rest. */
+  private async hasRoom(incoming: Incoming): Promise<boolean> {
+    let missing = incoming.state.offer.size;
+    for (const index of incoming.have) missing -= chunkRange(incoming.plan, index).length;
+    if (missing <= 0) return true;
+    let free: number;
+    try {
+      await mkdir(dirname(incoming.state.partial), { recursive: true });
+      const info = await statfs(dirname(incoming.state.partial));
+      free = info.bavail * info.bsize;
+    } catch {
+      return true;
+    }
+    if (free >= missing) return true;
+    await this.pause(incoming, `not enough space in ${this.out}: ${missing} bytes needed, ${free} free`);
+    return false;
+  }
+
+  private async pause(incoming: Incoming, reason: string): Promise<void> {
+    const { state } = incoming;
+    if (state.state === 'paused' && state.reason === reason) return;
+    state.state = 'paused';
+    state.reason = reason;
+    this.options.onEvent?.({ event: 'waiting', peer: state.peer, file: state.parts.join('/'), tid: state.tid, reason });
+  }
+
+  private async finish(incoming: Incoming): Promise<void> {
+    const { state } = incoming;
+    const file = state.parts.join('/');
+    const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
+    if (digest === undefined || digest !== state.sha256) {
+      await unlink(state.partial).catch(() => {});
+      state.state = 'failed';
+      state.reason = `checksum mismatch (expected ${state.sha256}, got ${digest}); the partial file was deleted`;
+      await writeJsonFile(this.statePath(state.peer, state.tid), state);
+      this.options.onEvent?.({ event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason });
+      return;
+    }
+    await utimes(state.partial, new Date(), new Date(state.offer.mtimeMs));
+    const target = resolveInside(this.out, state.parts);
+    state.path = await this.place(state.partial, target);
+    await syncDirectory(dirname(state.path));
+    state.state = 'complete';
+    delete state.reason;
+    await writeJsonFile(this.statePath(state.peer, state.tid), state);
+    this.options.onEvent?.({
+      event: 'done',
+      peer: state.peer,
+      file,
+      tid: state.tid,
+      path: state.path,
+      bytes: state.offer.size,
+      sha256: digest,
+    });
+  }
+
+  /** Moves the verified partial to its final name; never replaces a file unless told to. */
+  private async place(partial: string, target: string): Promise<string> {
+    if (this.options.overwrite) {
+      await rename(partial, target);
+      return target;
+    }
+    for (;;) {
+      const candidate = await freeName(target);
+      try {
+        // link() fails if the name was taken meanwhile: no window in which a file is replaced.
+        await link(partial, candidate);
+        await unlink(partial);
+        return candidate;
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === 'EEXIST') continue;
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV' || code === 'EMLINK') {
+          // File systems without hard links (FAT, some SMB shares): check-then-rename.
+          await rename(partial, candidate);
+          return candidate;
+        }
+        throw this.localError(error, candidate);
+      }
+    }
+  }
+
+  private async publishStatus(incoming: Incoming): Promise<void> {
+    const { state } = incoming;
+    const status: Status = {
+      tid: state.tid,
+      state: state.state,
+      have: toRanges(incoming.have),
+      resend: [...incoming.bad.keys()],
+      ...(state.reason ? { reason: state.reason } : {}),
+      ...(state.state === 'complete' && state.sha256 ? { sha256: state.sha256 } : {}),
+    };
+    const summary = JSON.stringify(status);
+    if (summary === incoming.lastStatus) return;
+    const data = encodeStatus(this.ctx.key, this.ctx.self, state.peer, status, this.ctx.clock.now());
+    // Not fsynced: a status is derived from the state file and is published again after a crash.
+    await this.ctx.relay.publish(state.peer, [{ name: statusName(state.tid), data }], { durable: false });
+    incoming.lastStatus = summary;
+  }
+
+  /**
+   * When the sender withdrew an offer (done, or cancelled), drop our status file, and drop the
+   * partial of a transfer that never completed.
+   */
+  private async collectGarbage(peer: PeerId, offers: Set<string>): Promise<void> {
+    const ours = await this.ctx.relay.list(this.ctx.self, peer);
+    const stale = ours.filter((name) => {
+      const tid = parseStatusName(name);
+      return tid !== undefined && !offers.has(tid);
+    });
+    for (const name of stale) {
+      const tid = parseStatusName(name) ?? '';
+      const key = `${peer}/${tid}`;
+      const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
+      if (state && state.state !== 'complete' && state.state !== 'failed') {
+        await unlink(state.partial).catch(() => {});
+        this.options.onEvent?.({
+          event: 'failed',
+          peer,
+          file: state.parts.join('/'),
+          tid,
+          reason: `${peer} withdrew the transfer`,
+        });
+      }
+      this.transfers.delete(key);
+      await unlink(this.statePath(peer, tid)).catch(() => {});
+      await this.ctx.relay.remove(peer, [name]);
+    }
+  }
+
+  private localError(error: unknown, path: string): DmpError {
+    const code = errnoCode(error);
+    if (code === 'ENOSPC') return new DmpError('DISK_FULL', `no space left to write ${path}`, { cause: error });
+    return new DmpError('IO', `cannot write ${path}: ${code ?? (error as Error).message}`, { cause: error });
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  await handle?.sync().catch(() => {});
+  await handle?.close();
+}

@@ -1,0 +1,67 @@
+/**
+ * The receiver decides every path. A name from the other side is a suggestion: each component
+ * is cleaned of separators, control characters and terminal escapes, Windows-reserved names and
+ * trailing dots or spaces, and the result must stay inside the output folder.
+ */
+import { lstat } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import { DmpError, errnoCode } from '../errors.js';
+
+const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+const MAX_COMPONENT_BYTES = 200;
+
+/** Cleans one path component. Never returns '', '.', '..' or anything with a separator. */
+export function safeComponent(raw: string): string {
+  let name = raw.normalize('NFC');
+  // Terminal escape sequences first (ESC [ ... letter), then every other control character.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  name = name.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+  name = name.replace(/[/\\:*?"<>|]/g, '_');
+  name = name.replace(/[. ]+$/, '').replace(/^ +/, '');
+  if (name === '' || name === '.' || name === '..' || /^\.+$/.test(name)) name = 'unnamed';
+  if (RESERVED.test(name)) name = `_${name}`;
+  while (Buffer.byteLength(name, 'utf8') > MAX_COMPONENT_BYTES) {
+    const ext = extname(name).slice(0, 16);
+    const stem = name.slice(0, name.length - ext.length);
+    name = `${stem.slice(0, Math.max(1, stem.length - 8))}${ext}`;
+  }
+  return name;
+}
+
+/** Splits a sender's relative path on / and \, cleans each component, drops empty and dot ones. */
+export function safeRelativePath(raw: string): string[] {
+  const parts = raw
+    .split(/[/\\]+/)
+    .filter((part) => part !== '' && part !== '.' && part !== '..')
+    .map(safeComponent);
+  return parts.length > 0 ? parts : ['unnamed'];
+}
+
+/** Joins a cleaned path under `out` and proves it stays there. */
+export function resolveInside(out: string, parts: readonly string[]): string {
+  const root = resolve(out);
+  const target = resolve(root, ...parts);
+  if (!target.startsWith(root + sep)) throw new DmpError('PROTOCOL', 'file name escapes the output folder');
+  return target;
+}
+
+/** `name.ext`, `name (1).ext`, `name (2).ext`, ... : the first that does not exist. */
+export async function freeName(path: string, taken: (candidate: string) => boolean = () => false): Promise<string> {
+  const ext = extname(path);
+  const stem = path.slice(0, path.length - ext.length);
+  for (let n = 0; ; n += 1) {
+    const candidate = n === 0 ? path : `${stem} (${n})${ext}`;
+    if (taken(candidate)) continue;
+    try {
+      await lstat(candidate);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return candidate;
+      throw error;
+    }
+  }
+}
+
+/** Display form of a path: never print control characters raw. */
+export function displayName(parts: readonly string[]): string {
+  return join(...parts);
+}

@@ -1,0 +1,404 @@
+/**
+ * The sending side of DFTP: one file, one transfer id, chunks dripped into the relay as the
+ * quota allows, deleted as the receiver's status acknowledges them.
+ *
+ * MUST rules enforced here (docs/PROTOCOL.md):
+ * - The sender's folder never holds more than its quota (publishWithinQuota).
+ * - Chunks are published in index order, hashed as they are read; the last chunk carries the
+ *   SHA-256 of the whole file.
+ * - A chunk file is deleted only once the receiver's status lists it as durably written.
+ * - The source must not change during the transfer: size and mtime are checked at every chunk.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { type FileHandle, open, readdir, stat, unlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { encrypt, tokenLength } from '../crypto/fernet.js';
+import { DmpError, errnoCode, isDmpError } from '../errors.js';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
+import { acquireLock } from '../local/lock.js';
+import type { PeerContext } from '../stream/context.js';
+import type { ChangeFeed } from '../stream/feed.js';
+import { publishWithinQuota } from '../stream/quota.js';
+import type { PeerId } from '../util/peer-id.js';
+import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
+import { decodeStatus, encodeOffer, type Offer, type Status } from './control.js';
+import type { TransferEventListener } from './events.js';
+import { chunkName, offerName, parseChunkName, statusName } from './names.js';
+
+/** Header and Fernet framing added to each block; the quota must hold one block plus this. */
+export const CHUNK_OVERHEAD = 1024;
+
+export interface OutgoingState {
+  tid: string;
+  peer: PeerId;
+  path: string;
+  name: string;
+  size: number;
+  mtimeMs: number;
+  blockSize: number;
+  createdAt: number;
+}
+
+export interface SendFileOptions {
+  blockSize: number;
+  signal?: AbortSignal;
+  onEvent?: TransferEventListener;
+}
+
+export interface SendFileResult {
+  tid: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The quota must hold at least one chunk, or nothing could ever be published. */
+export function checkQuotaHoldsBlock(quota: number, blockSize: number): void {
+  if (quota < tokenLength(blockSize + CHUNK_OVERHEAD)) {
+    throw new DmpError(
+      'USAGE',
+      `quota (${quota} bytes) must be larger than one block (${blockSize} bytes) plus ${CHUNK_OVERHEAD} bytes of framing`,
+    );
+  }
+}
+
+/** Sends one file to `peer` and resolves once the receiver has verified it whole. */
+export async function sendFile(
+  ctx: PeerContext,
+  feed: ChangeFeed,
+  peer: PeerId,
+  source: { path: string; name: string },
+  options: SendFileOptions,
+): Promise<SendFileResult> {
+  checkQuotaHoldsBlock(ctx.quota, options.blockSize);
+  const path = resolve(source.path);
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    throw new DmpError('IO', `cannot read ${source.path}: ${errnoCode(error) ?? (error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (!info.isFile()) throw new DmpError('USAGE', `${source.path} is not a regular file`);
+
+  const state = await resumeOrStart(ctx, peer, path, source.name, info, options.blockSize);
+  const release = await acquireLock(ctx.home.lock(`send-${state.tid}`), {
+    waitMs: 0,
+    purpose: `another dftp send of ${source.name}`,
+  });
+  try {
+    return await new OutgoingTransfer(ctx, feed, state, options).run();
+  } finally {
+    await release();
+  }
+}
+
+function stateDir(ctx: PeerContext): string {
+  return ctx.home.transfers('out');
+}
+
+/** Finds the interrupted transfer of this file to this peer, or starts a new one. */
+async function resumeOrStart(
+  ctx: PeerContext,
+  peer: PeerId,
+  path: string,
+  name: string,
+  info: { size: number; mtimeMs: number },
+  blockSize: number,
+): Promise<OutgoingState & { resumed?: boolean }> {
+  const dir = stateDir(ctx);
+  const files = await readdir(dir).catch(() => [] as string[]);
+  for (const file of files) {
+    if (!file.endsWith('.json')) continue;
+    const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
+    if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
+    if (state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
+    // The file changed since the interrupted send: that transfer can never verify. Withdraw it.
+    await withdraw(ctx, state);
+  }
+  const state: OutgoingState = {
+    tid: randomBytes(8).toString('hex'),
+    peer,
+    path,
+    name,
+    size: info.size,
+    mtimeMs: info.mtimeMs,
+    blockSize,
+    createdAt: ctx.clock.now(),
+  };
+  await writeJsonFile(`${dir}/${state.tid}.json`, state);
+  return state;
+}
+
+/** Removes a transfer's files from the relay and its local state; the receiver then drops it. */
+async function withdraw(ctx: PeerContext, state: OutgoingState): Promise<void> {
+  const names = (await ctx.relay.list(ctx.self, state.peer)).filter(
+    (name) => name === offerName(state.tid) || parseChunkName(name)?.tid === state.tid,
+  );
+  // The offer goes last: while it exists, the receiver keeps the transfer.
+  await ctx.relay.remove(
+    state.peer,
+    names.filter((name) => name !== offerName(state.tid)),
+  );
+  await ctx.relay.remove(state.peer, [offerName(state.tid)]);
+  await unlink(`${stateDir(ctx)}/${state.tid}.json`).catch(() => {});
+}
+
+class OutgoingTransfer {
+  private readonly plan: ChunkPlan;
+  private readonly hash = createHash('sha256');
+  private sha256: string | undefined;
+  /** Chunks the receiver has durably written. */
+  private have = new Set<number>();
+  /** Chunks it asked for again. */
+  private resend = new Set<number>();
+  /** Chunks of ours in the relay. */
+  private readonly inRelay = new Set<number>();
+  private lastStatusVersion: string | undefined;
+  private waitingSaid = false;
+  private status: Status | undefined;
+  private handle: FileHandle | undefined;
+  private readonly wakeup;
+  private readonly unsubscribe;
+
+  constructor(
+    private readonly ctx: PeerContext,
+    feed: ChangeFeed,
+    private readonly state: OutgoingState & { resumed?: boolean },
+    private readonly options: SendFileOptions,
+  ) {
+    this.plan = planChunks(state.size, state.blockSize);
+    const subscription = feed.subscribe((change) => change.owner === state.peer && change.dir === ctx.self);
+    this.wakeup = subscription.wakeup;
+    this.unsubscribe = subscription.unsubscribe;
+  }
+
+  private emitProgress(): void {
+    this.waitingSaid = false;
+    let bytes = 0;
+    for (const index of this.have) bytes += chunkRange(this.plan, index).length;
+    this.options.onEvent?.({
+      event: 'progress',
+      peer: this.state.peer,
+      file: this.state.name,
+      tid: this.state.tid,
+      bytes,
+      total: this.state.size,
+    });
+  }
+
+  async run(): Promise<SendFileResult> {
+    const { ctx, state } = this;
+    const signal = this.options.signal;
+    try {
+      this.handle = await open(state.path, 'r');
+      const present = await ctx.relay.list(ctx.self, state.peer);
+      for (const name of present) {
+        const chunk = parseChunkName(name);
+        if (chunk?.tid === state.tid) this.inRelay.add(chunk.index);
+      }
+      this.options.onEvent?.({
+        event: 'offer',
+        peer: state.peer,
+        file: state.name,
+        tid: state.tid,
+        total: state.size,
+        resumed: state.resumed ?? false,
+      });
+      if (!present.includes(offerName(state.tid))) {
+        const offer: Offer = {
+          tid: state.tid,
+          name: state.name,
+          size: state.size,
+          mtimeMs: state.mtimeMs,
+          blockSize: state.blockSize,
+          count: this.plan.count,
+        };
+        const data = encodeOffer(ctx.key, ctx.self, state.peer, offer, ctx.clock.now());
+        await this.withinQuota(data.length, () =>
+          ctx.relay.publish(state.peer, [{ name: offerName(state.tid), data }]),
+        );
+      }
+      await this.readStatus();
+      for (let index = 0; index < this.plan.count; index += 1) {
+        if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
+        const data = await this.readBlock(index);
+        this.hash.update(data);
+        if (index === this.plan.count - 1) this.sha256 = this.hash.digest('hex');
+        if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) continue;
+        await this.publishChunk(index, data);
+        await this.readStatus();
+        await this.serveResends(index);
+      }
+      // Everything is out: wait for the receiver's verdict.
+      for (;;) {
+        await this.readStatus();
+        if (this.status?.state === 'complete') break;
+        if (this.status?.state === 'failed') {
+          await withdraw(ctx, state);
+          throw new DmpError(
+            'TRANSFER_FAILED',
+            `${state.peer} rejected ${state.name}: ${this.status.reason ?? 'failed'}`,
+          );
+        }
+        await this.serveResends(this.plan.count);
+        if (signal?.aborted) throw new DmpError('ABORTED', 'cancelled; run the same command again to resume');
+        if (!this.waitingSaid && this.have.size === 0) {
+          this.waitingSaid = true;
+          this.options.onEvent?.({
+            event: 'waiting',
+            peer: state.peer,
+            file: state.name,
+            tid: state.tid,
+            reason: `waiting for ${state.peer}`,
+          });
+        }
+        await this.wakeup.wait(1000, signal);
+      }
+      const sha256 = this.status.sha256 ?? this.sha256 ?? '';
+      if (this.sha256 !== undefined && sha256 !== this.sha256) {
+        throw new DmpError('TRANSFER_FAILED', `${state.peer} verified ${state.name} with another checksum`);
+      }
+      await withdraw(ctx, state);
+      this.options.onEvent?.({
+        event: 'done',
+        peer: state.peer,
+        file: state.name,
+        tid: state.tid,
+        bytes: state.size,
+        sha256,
+      });
+      return { tid: state.tid, bytes: state.size, sha256 };
+    } finally {
+      this.unsubscribe();
+      await this.handle?.close();
+    }
+  }
+
+  /** Publishes again the chunks below `limit` that the receiver asked for. */
+  private async serveResends(limit: number): Promise<void> {
+    for (const index of [...this.resend]) {
+      if (index < limit && !this.have.has(index)) await this.publishChunk(index, await this.readBlock(index));
+    }
+  }
+
+  /** Reads block `index` from the source, and fails if the source changed under us. */
+  private async readBlock(index: number): Promise<Buffer> {
+    const handle = this.handle!;
+    const { offset, length } = chunkRange(this.plan, index);
+    const info = await handle.stat();
+    if (info.size !== this.state.size || info.mtimeMs !== this.state.mtimeMs) {
+      await withdraw(this.ctx, this.state);
+      throw new DmpError('TRANSFER_FAILED', `${this.state.path} changed while it was being sent; send it again`);
+    }
+    const data = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
+      if (bytesRead === 0) throw new DmpError('TRANSFER_FAILED', `${this.state.path} shrank while it was being sent`);
+      filled += bytesRead;
+    }
+    return data;
+  }
+
+  private async publishChunk(index: number, data: Buffer): Promise<void> {
+    const { ctx, state } = this;
+    const { offset, length } = chunkRange(this.plan, index);
+    const last = index === this.plan.count - 1;
+    const token = encrypt(
+      ctx.key,
+      encodeChunkPlaintext(
+        {
+          v: 1,
+          from: ctx.self,
+          to: state.peer,
+          tid: state.tid,
+          index,
+          offset,
+          length,
+          ...(last ? { sha256: this.sha256 } : {}),
+        },
+        data,
+      ),
+    );
+    // Chunks are not fsynced: the source can always make them again, and a torn one fails
+    // authentication and is asked for again.
+    await this.withinQuota(token.length, () =>
+      ctx.relay.publish(state.peer, [{ name: chunkName(state.tid, index), data: token }], { durable: false }),
+    );
+    this.inRelay.add(index);
+    this.resend.delete(index);
+  }
+
+  private async withinQuota(bytes: number, publish: () => Promise<void>): Promise<void> {
+    await publishWithinQuota(this.ctx, bytes, publish, {
+      signal: this.options.signal,
+      onWaiting: () => {
+        // Said once until the receiver makes progress again.
+        if (this.waitingSaid) return;
+        this.waitingSaid = true;
+        this.options.onEvent?.({
+          event: 'waiting',
+          peer: this.state.peer,
+          file: this.state.name,
+          tid: this.state.tid,
+          reason: `relay quota full, waiting for ${this.state.peer}`,
+        });
+      },
+      pause: async () => {
+        await this.wakeup.wait(1000, this.options.signal);
+        await this.readStatus();
+      },
+    });
+  }
+
+  /** Reads the receiver's status; deletes the chunks it acknowledges. */
+  private async readStatus(): Promise<void> {
+    const { ctx, state } = this;
+    const read = await ctx.relay.read(state.peer, ctx.self, statusName(state.tid));
+    if (read === undefined || read.version === this.lastStatusVersion) return;
+    this.lastStatusVersion = read.version;
+    let status: Status;
+    try {
+      status = decodeStatus(ctx.key, read.data, state.peer, ctx.self, state.tid);
+    } catch (error) {
+      if (isDmpError(error, 'AUTH')) {
+        throw new DmpError('AUTH', `cannot authenticate the status from ${state.peer}: wrong relay key?`, {
+          cause: error,
+        });
+      }
+      if (isDmpError(error, 'PROTOCOL')) {
+        ctx.logger.log('warn', 'status-rejected', {
+          peer: state.peer,
+          file: statusName(state.tid),
+          reason: error.message,
+        });
+        return;
+      }
+      throw error;
+    }
+    this.status = status;
+    const have = fromRanges(status.have);
+    const acked = [...this.inRelay].filter((index) => have.has(index));
+    if (acked.length > 0) {
+      await ctx.relay.remove(
+        state.peer,
+        acked.map((index) => chunkName(state.tid, index)),
+      );
+      for (const index of acked) this.inRelay.delete(index);
+    }
+    const grew = have.size !== this.have.size;
+    this.have = have;
+    this.resend = new Set(status.resend.filter((index) => !have.has(index)));
+    if (status.state === 'paused' && status.reason) {
+      this.options.onEvent?.({
+        event: 'waiting',
+        peer: state.peer,
+        file: state.name,
+        tid: state.tid,
+        reason: status.reason,
+      });
+    }
+    if (grew) this.emitProgress();
+  }
+}
