@@ -262,13 +262,30 @@ export class FolderRelay implements RelayStorage {
       if (isPeerId(owner) && isPeerId(dir)) onChange(name === undefined ? { owner, dir } : { owner, dir, name });
       else if (isPeerId(owner) && parts.length === 1) onChange({ owner, dir: self });
     };
-    watcher.on('add', report).on('change', report).on('addDir', report);
+    // chokidar drops a 'change' of a path that comes within 50 ms of the previous one (its
+    // throttle in emit), so the last rewrite of an ack or status in a quick burst would go
+    // unseen until the next rescan. Report every path once more 60 ms after its last event:
+    // whatever a throttled event hid is then seen.
+    const followUps = new Map<string, NodeJS.Timeout>();
+    const reportTwice = (path: string) => {
+      report(path);
+      clearTimeout(followUps.get(path));
+      followUps.set(
+        path,
+        setTimeout(() => {
+          followUps.delete(path);
+          report(path);
+        }, 60),
+      );
+    };
+    watcher.on('add', reportTwice).on('change', reportTwice).on('addDir', report);
     watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
     const timer = setInterval(() => onChange(null), this.rescanMs);
     signal.addEventListener(
       'abort',
       () => {
         clearInterval(timer);
+        for (const followUp of followUps.values()) clearTimeout(followUp);
         void watcher.close();
       },
       { once: true },
