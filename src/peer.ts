@@ -16,7 +16,7 @@ import { ChangeFeed, Wakeup } from './stream/feed.js';
 import { type PingOptions, type PingReply, ping } from './stream/ping.js';
 import { type InboxMessage, MessageReceiver } from './stream/receiver.js';
 import { MessageSender } from './stream/sender.js';
-import { type IncomingHandler, runService } from './stream/service.js';
+import { type IncomingHandler, runService, type ServiceOptions } from './stream/service.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { TransferReceiver } from './transfer/receiver.js';
 import { checkQuotaHoldsBlock, type SendFileResult, sendFile } from './transfer/sender.js';
@@ -43,6 +43,8 @@ export interface PeerOptions {
   quota?: number;
   clock?: Clock;
   logger?: Logger;
+  /** Only look (dmp status): do not create or probe this peer's folder. */
+  inspectOnly?: boolean;
 }
 
 export interface SendOptions {
@@ -124,7 +126,8 @@ export class Peer {
     } else {
       relay = options.relay;
     }
-    await relay.open();
+    if (options.inspectOnly) await relay.peers();
+    else await relay.open();
     return new Peer({
       self,
       relay,
@@ -281,21 +284,7 @@ export class Peer {
         if (!isDmpError(error, 'LOCKED')) throw error;
         options.onShared?.();
       }
-      const handlers: IncomingHandler[] = [];
-      if (release) {
-        handlers.push({
-          handle: async (peer, names) => {
-            const receiver = this.receiver(peer);
-            const delivered = await receiver.poll(names);
-            if (receiver.suspectWrongKey) {
-              throw new DmpError('AUTH', `cannot authenticate messages from ${peer}: wrong relay key?`, {
-                data: { peer },
-              });
-            }
-            if (delivered.length > 0) printer.poke();
-          },
-        });
-      }
+      const handlers = release ? [this.messageHandler(() => printer.poke())] : [];
       const service = runService(this.ctx, this.feed, {
         signal: stop.signal,
         senderFor: (peer) => this.sender(peer),
@@ -388,15 +377,38 @@ export class Peer {
     }
   }
 
-  /** Runs the service loop (answer pings, process acks) until the signal fires. */
-  async serve(options: { signal: AbortSignal; handlers?: IncomingHandler[] }): Promise<void> {
+  /**
+   * The consumer of incoming message streams: delivers into the inbox, acknowledges, and calls
+   * `onDelivered` when something new is there. Whoever runs it must hold the receive-messages lock.
+   */
+  messageHandler(onDelivered: (peer: PeerId, messages: InboxMessage[]) => void): IncomingHandler {
+    return {
+      handle: async (peer, names) => {
+        const receiver = this.receiver(peer);
+        const delivered = await receiver.poll(names);
+        if (receiver.suspectWrongKey) {
+          throw new DmpError('AUTH', `cannot authenticate messages from ${peer}: wrong relay key?`, {
+            data: { peer },
+          });
+        }
+        if (delivered.length > 0) onDelivered(peer, delivered);
+      },
+    };
+  }
+
+  /**
+   * Runs the service loop until the signal fires: answers pings, processes acks, and feeds the
+   * handlers given (a handler added to the array later is picked up on the next pass).
+   */
+  async serve(options: Pick<ServiceOptions, 'signal'> & Partial<Omit<ServiceOptions, 'signal' | 'senderFor'>>): Promise<void> {
     await runService(this.ctx, this.feed, {
-      signal: options.signal,
-      senderFor: (peer) => this.sender(peer),
-      handlers: options.handlers ?? [],
       onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
+      ...options,
+      handlers: options.handlers ?? [],
+      senderFor: (peer) => this.sender(peer),
     });
   }
+
 
   /** Peers with an inbox in DMP_HOME or a folder in the relay. */
   private async inboxPeers(): Promise<PeerId[]> {

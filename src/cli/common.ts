@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import { resolveConfig } from '../config.js';
 import { DmpError, isDmpError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
-import { Peer } from '../peer.js';
+import { Peer, type PeerOptions } from '../peer.js';
 
 export interface GlobalArgs {
   relay?: string;
@@ -59,7 +59,8 @@ export function sanitize(text: string): string {
   );
 }
 
-export async function openPeer(argv: GlobalArgs & { quota?: string }, program: string): Promise<Peer> {
+/** Settings from flags, environment and config, ready for Peer.open. */
+export async function peerOptions(argv: GlobalArgs & { quota?: string }, program: string): Promise<PeerOptions> {
   const config = await resolveConfig({
     relay: argv.relay,
     id: argv.id,
@@ -69,7 +70,7 @@ export async function openPeer(argv: GlobalArgs & { quota?: string }, program: s
     poll: argv.poll,
     quota: argv.quota,
   });
-  return Peer.open({
+  return {
     relay: config.relay,
     id: config.id,
     key: config.key,
@@ -77,7 +78,11 @@ export async function openPeer(argv: GlobalArgs & { quota?: string }, program: s
     pollMs: config.pollMs,
     quota: config.quota,
     logger: stderrLogger(program, argv.verbose ?? false),
-  });
+  };
+}
+
+export async function openPeer(argv: GlobalArgs & { quota?: string }, program: string): Promise<Peer> {
+  return Peer.open(await peerOptions(argv, program));
 }
 
 /** An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. */

@@ -7,7 +7,20 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DmpError } from '../errors.js';
 import { parseSize } from '../util/size.js';
-import { type GlobalArgs, interruptSignal, openPeer, reportError, withGlobalOptions } from './common.js';
+import { queueFiles } from '../daemon/spool.js';
+import { HomeLayout } from '../local/home.js';
+import { expandSources } from '../transfer/walk.js';
+import { parsePeerId } from '../util/peer-id.js';
+import {
+  type GlobalArgs,
+  interruptSignal,
+  openPeer,
+  peerOptions,
+  printJson,
+  reportError,
+  sanitize,
+  withGlobalOptions,
+} from './common.js';
 import { ProgressView } from './progress.js';
 
 const PROGRAM = 'dftp';
@@ -17,6 +30,7 @@ interface SendArgs extends GlobalArgs {
   paths: string[];
   'block-size': string;
   quota?: string;
+  queue?: boolean;
 }
 
 function send() {
@@ -32,9 +46,23 @@ function send() {
           default: '4m',
           describe: 'bytes per chunk: k, m, g (x1024) or kb, mb, gb, tb; also -bs',
         })
-        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' }),
+        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' })
+        .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" }),
     handler: async (argv: SendArgs) => {
       const blockSize = parseSize(argv['block-size'], 'block size');
+      if (argv.queue) {
+        const options = await peerOptions(argv, PROGRAM);
+        const { files, skipped } = await expandSources(argv.paths);
+        for (const skip of skipped) process.stderr.write(`dftp: skipped ${sanitize(skip.path)}: ${skip.reason}\n`);
+        const queued = await queueFiles(
+          new HomeLayout(options.home).folder('outbox'),
+          parsePeerId(argv.peer, 'peer'),
+          files,
+        );
+        if (argv.json) for (const path of queued) printJson({ event: 'queued', peer: argv.peer, path });
+        else process.stderr.write(`dftp: ${queued.length} file${queued.length === 1 ? '' : 's'} queued for ${argv.peer}\n`);
+        return;
+      }
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();

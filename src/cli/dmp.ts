@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * dmp: messages, ping and (later) the background service, over a synced relay folder.
+ * dmp: messages, ping, status and the background service, over a synced relay folder.
  * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
  */
 import yargs, { type Argv } from 'yargs';
@@ -9,10 +9,17 @@ import { initPeer } from '../config.js';
 import { generateKey } from '../crypto/fernet.js';
 import { DmpError } from '../errors.js';
 import type { InboxMessage } from '../stream/receiver.js';
+import { runDaemon } from '../daemon/daemon.js';
+import { jsonLogger } from '../daemon/log-file.js';
+import { collectStatus } from '../daemon/status.js';
+import { HomeLayout } from '../local/home.js';
+import { Peer } from '../peer.js';
+import { formatSize } from '../util/size.js';
 import {
   type GlobalArgs,
   interruptSignal,
   openPeer,
+  peerOptions,
   printJson,
   readStdin,
   reportError,
@@ -261,6 +268,66 @@ function pingCommand() {
   };
 }
 
+interface DaemonArgs extends GlobalArgs {
+  inbox?: string;
+  quota?: string;
+}
+
+function daemonCommand() {
+  return {
+    command: 'daemon',
+    describe: 'run unattended: answer pings, receive messages and files, send what lands in the outbox',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .option('inbox', { type: 'string', describe: 'where received files land (default DMP_HOME/inbox/<sender>/)' })
+        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' }),
+    handler: async (argv: DaemonArgs) => {
+      const options = await peerOptions(argv, PROGRAM);
+      const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
+      await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
+    },
+  };
+}
+
+function statusCommand() {
+  return {
+    command: 'status',
+    describe: 'show the daemon, peers, messages waiting, transfers, the spool and the relay quota',
+    builder: (y: Argv) => withGlobalOptions(y),
+    handler: async (argv: GlobalArgs) => {
+      const peer = await Peer.open({ ...(await peerOptions(argv, PROGRAM)), inspectOnly: true });
+      try {
+        const report = await collectStatus(peer);
+        if (argv.json) {
+          printJson(report);
+          return;
+        }
+        const lines: string[] = [];
+        const daemonLine = report.daemon.running
+          ? `running${report.daemon.pid ? ` (pid ${report.daemon.pid})` : ''}`
+          : 'not running';
+        lines.push(`peer ${report.self}; daemon ${daemonLine}`);
+        lines.push(`relay: ${formatSize(report.relayBytes)} held of a ${formatSize(report.quota)} quota`);
+        for (const other of report.peers) {
+          const heard = other.lastHeard ? `last heard ${other.lastHeard}` : 'not heard from yet';
+          lines.push(`  ${other.peer}: ${heard}; ${other.outgoing} to send, ${other.incoming} to receive`);
+        }
+        for (const t of report.transfers) {
+          const arrow = t.direction === 'send' ? `-> ${t.peer}` : `<- ${t.peer}`;
+          const percent = t.total === 0 ? 100 : Math.floor((t.bytes / t.total) * 100);
+          lines.push(
+            `  ${arrow} ${sanitize(t.file)}: ${formatSize(t.bytes)}/${formatSize(t.total)} ${percent}% ${formatSize(t.rate)}/s (${t.state})`,
+          );
+        }
+        for (const q of report.spool) lines.push(`  queued for ${q.peer}: ${sanitize(q.file)} (${formatSize(q.size)})`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
 export async function main(args: string[]): Promise<number> {
   let status = 0;
   const parser = yargs(args)
@@ -271,6 +338,8 @@ export async function main(args: string[]): Promise<number> {
     .command(send())
     .command(listen())
     .command(pingCommand())
+    .command(daemonCommand())
+    .command(statusCommand())
     .demandCommand(1, 'give a command')
     .strict()
     .help()

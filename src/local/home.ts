@@ -7,6 +7,10 @@
  *   <home>/state/transfers/...           DFTP sender and receiver state
  *   <home>/locks/...                     proper-lockfile locks between local processes
  *   <home>/tmp/                          staging for relay files when on the relay's file system
+ *   <home>/inbox/<peer>/                 files the daemon received from that peer
+ *   <home>/outbox/<peer>/                the daemon's spool: files dropped here are sent
+ *   <home>/sent/<peer>/, failed/<peer>/  spool files after confirmation, or a permanent failure
+ *   <home>/daemon.log                    the daemon's JSON log (rotated)
  */
 import { join } from 'node:path';
 import type { PeerId } from '../util/peer-id.js';
@@ -28,6 +32,18 @@ export class HomeLayout {
 
   transfers(...parts: string[]): string {
     return join(this.root, 'state', 'transfers', ...parts);
+  }
+
+  folder(kind: 'inbox' | 'outbox' | 'sent' | 'failed', peer?: PeerId): string {
+    return peer === undefined ? join(this.root, kind) : join(this.root, kind, peer);
+  }
+
+  get daemonLog(): string {
+    return join(this.root, 'daemon.log');
+  }
+
+  get presence(): string {
+    return join(this.root, 'state', 'peers.json');
   }
 
   lock(name: string): string {

@@ -3,9 +3,10 @@
  * This is the only module that touches the relay on disk.
  */
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { watch as chokidarWatch } from 'chokidar';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
@@ -89,13 +90,18 @@ export class FolderRelay implements RelayStorage {
   }
 
   async peers(): Promise<PeerId[]> {
-    let names: string[];
+    let entries: Dirent[];
     try {
-      names = await readdir(this.root);
+      entries = await readdir(this.root, { withFileTypes: true });
     } catch (error) {
       throw relayError(error, 'list', this.root);
     }
-    return names.filter((name): name is PeerId => isPeerId(name)).sort();
+    // A peer is a folder; a file that happens to carry a peer-like name is foreign.
+    return entries
+      .filter((entry) => entry.isDirectory() || entry.isSymbolicLink())
+      .map((entry) => entry.name)
+      .filter((name): name is PeerId => isPeerId(name))
+      .sort();
   }
 
   async list(owner: PeerId, dir: PeerId): Promise<string[]> {
@@ -247,15 +253,6 @@ export class FolderRelay implements RelayStorage {
       if (parts.length === 3) return !isRelayName(parts[2] ?? '');
       return true;
     };
-    const watcher = chokidarWatch(root, {
-      depth: 2,
-      ignoreInitial: true,
-      ignored,
-      atomic: false,
-      usePolling: this.pollMs !== undefined,
-      interval: this.pollMs,
-      binaryInterval: this.pollMs,
-    });
     const report = (path: string) => {
       const parts = relative(root, path).split(sep);
       const [owner, dir, name] = parts;
@@ -278,15 +275,48 @@ export class FolderRelay implements RelayStorage {
         }, 60),
       );
     };
-    watcher.on('add', reportTwice).on('change', reportTwice).on('addDir', report);
-    watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
-    const timer = setInterval(() => onChange(null), this.rescanMs);
+    // A relay on a share can vanish (unmounted, sync client restarting). Its watcher then
+    // watches nothing; the rescan tick notices the folder is back and starts a fresh one.
+    let watcher: FSWatcher | undefined;
+    let rootGone = false;
+    const start = () => {
+      rootGone = false;
+      watcher = chokidarWatch(root, {
+        depth: 2,
+        ignoreInitial: true,
+        ignored,
+        atomic: false,
+        usePolling: this.pollMs !== undefined,
+        interval: this.pollMs,
+        binaryInterval: this.pollMs,
+      });
+      watcher.on('add', reportTwice).on('change', reportTwice).on('addDir', report);
+      watcher.on('unlinkDir', (path) => {
+        if (path === root) rootGone = true;
+      });
+      watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
+    };
+    start();
+    const timer = setInterval(() => {
+      void stat(root).then(
+        () => {
+          if (!rootGone || signal.aborted) return;
+          this.logger.log('info', 'relay-back', { relay: root });
+          void watcher?.close();
+          start();
+        },
+        () => {
+          rootGone = true;
+        },
+      );
+      onChange(null);
+    }, this.rescanMs);
     signal.addEventListener(
       'abort',
       () => {
         clearInterval(timer);
         for (const followUp of followUps.values()) clearTimeout(followUp);
-        void watcher.close();
+        void watcher?.close();
       },
       { once: true },
     );

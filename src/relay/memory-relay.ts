@@ -29,6 +29,11 @@ export class RelayReplica {
   readonly folders = new Set<string>();
   private readonly listeners = new Set<ReplicaListener>();
   private static nextVersion = 1;
+
+  /** Versions are global, so "newer" means the same in every replica. */
+  static newVersion(): number {
+    return RelayReplica.nextVersion++;
+  }
   /** Set by tests to simulate a read-only relay. */
   readOnly = false;
 
@@ -38,13 +43,20 @@ export class RelayReplica {
   }
 
   /** `local` writes are made by a peer on this replica; the others arrive through sync. */
-  put(path: string, data: Buffer, local: boolean, version = RelayReplica.nextVersion++): StoredFile {
+  put(path: string, data: Buffer, local: boolean, version = RelayReplica.newVersion()): StoredFile {
     const stored = { data, version };
     this.files.set(path, stored);
     const owner = path.split('/')[0];
-    if (owner !== undefined) this.folders.add(owner);
+    if (owner !== undefined) this.addFolder(owner, local);
     for (const listener of this.listeners) listener(path, local);
     return stored;
+  }
+
+  /** A peer's folder; sync engines carry empty folders too. Listeners get the bare name. */
+  addFolder(owner: string, local: boolean): void {
+    if (this.folders.has(owner)) return;
+    this.folders.add(owner);
+    for (const listener of this.listeners) listener(owner, local);
   }
 
   delete(path: string, local: boolean): void {
@@ -77,7 +89,7 @@ export class MemoryRelay implements RelayStorage {
 
   async open(): Promise<void> {
     this.checkWritable();
-    this.replica.folders.add(this.self);
+    this.replica.addFolder(this.self, true);
   }
 
   async peers(): Promise<PeerId[]> {
@@ -124,9 +136,13 @@ export class MemoryRelay implements RelayStorage {
     if (signal.aborted) return;
     const unsubscribe = this.replica.subscribe((path) => {
       const [owner, dir, name] = path.split('/');
-      if (!isPeerId(owner) || !isPeerId(dir) || owner === this.self || dir !== this.self) return;
-      // Deliver asynchronously, as a real watcher does.
-      queueMicrotask(() => onChange(name !== undefined && isRelayName(name) ? { owner, dir, name } : { owner, dir }));
+      if (!isPeerId(owner) || owner === this.self) return;
+      if (dir !== undefined && (!isPeerId(dir) || dir !== this.self)) return;
+      const change = name !== undefined && isRelayName(name) ? { owner, dir: this.self, name } : { owner, dir: this.self };
+      // Deliver asynchronously, as a real watcher does, and never after the watch ended.
+      queueMicrotask(() => {
+        if (!signal.aborted) onChange(change);
+      });
     });
     const timer = setInterval(() => onChange(null), this.rescanMs);
     signal.addEventListener(
@@ -191,6 +207,10 @@ export class SimulatedSync {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.pending = 0;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** Resolves when no delivery is pending. */
@@ -218,15 +238,22 @@ export class SimulatedSync {
   }
 
   private propagate(source: RelayReplica, path: string): void {
-    const stored = source.files.get(path);
     const [owner] = path.split('/');
+    if (!path.includes('/')) {
+      for (const target of this.replicas) if (target !== source) this.later(() => target.addFolder(path, false));
+      return;
+    }
+    const stored = source.files.get(path);
     for (const target of this.replicas) {
       if (target === source) continue;
-      if (owner !== undefined && !target.folders.has(owner)) target.folders.add(owner);
+      if (owner !== undefined) target.addFolder(owner, false);
       if (stored === undefined) {
+        // A deletion is a version too: older deliveries stay dropped, a later rewrite goes through.
+        const version = RelayReplica.newVersion();
         this.later(() => {
           const applied = this.applied.get(target)!;
-          applied.set(path, Number.MAX_SAFE_INTEGER);
+          if ((applied.get(path) ?? 0) > version) return;
+          applied.set(path, version);
           this.stats.deleted += 1;
           target.delete(path, false);
         });

@@ -27,6 +27,8 @@ export interface InboxMessage {
 }
 
 const BATCH_MESSAGES = 1000;
+/** How often an ack the sender seems not to have seen is published again, ms. */
+const ACK_REPEAT_MS = 5000;
 
 export class MessageReceiver {
   readonly inbox: Journal<InboxMessage>;
@@ -34,6 +36,7 @@ export class MessageReceiver {
   /** Files that failed, by name, with the version that failed: retried once it changes. */
   private readonly bad = new Map<string, string>();
   private lastAck: string | undefined;
+  private lastAckAt = 0;
   private authOk = 0;
   private authFailed = 0;
 
@@ -98,7 +101,10 @@ export class MessageReceiver {
       await this.inbox.append(delivered);
       this.deliveredThrough = through + delivered.length;
     }
-    await this.publishAck();
+    // The sender has not reacted to our ack (files we acknowledged are still there, or a resend
+    // we asked for has not come): the ack may have reached it damaged. Publish it again.
+    const ignored = this.bad.size > 0 || [...present].some((seq) => seq <= (this.deliveredThrough ?? 0));
+    await this.publishAck(ignored && this.ctx.clock.now() - this.lastAckAt >= ACK_REPEAT_MS);
     return delivered;
   }
 
@@ -141,13 +147,14 @@ export class MessageReceiver {
   }
 
   /** Publishes the cumulative ack when it says something new. Not fsynced: it is derived. */
-  private async publishAck(): Promise<void> {
+  private async publishAck(force: boolean): Promise<void> {
     const body: AckBody = {
       through: this.deliveredThrough ?? 0,
       resend: [...this.bad.keys()].map((name) => parseMessageName(name) ?? 0).filter((seq) => seq > 0),
     };
-    const summary = JSON.stringify(body);
-    if (summary === this.lastAck) return;
+    // A file that fails again in a new version is a new request, even if the body reads the same.
+    const summary = JSON.stringify([body, [...this.bad.values()]]);
+    if (summary === this.lastAck && !force) return;
     const envelope: Envelope = {
       v: PROTOCOL_VERSION,
       type: 'ack',
@@ -161,5 +168,6 @@ export class MessageReceiver {
       durable: false,
     });
     this.lastAck = summary;
+    this.lastAckAt = this.ctx.clock.now();
   }
 }

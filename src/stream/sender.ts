@@ -38,6 +38,7 @@ export class MessageSender {
   /** The version of the ack file last acted upon, so a resend request is served once. */
   private lastAckVersion: string | undefined;
   private ackAuthFailures = 0;
+  private ackAuthOk = 0;
 
   constructor(
     private readonly ctx: PeerContext,
@@ -48,9 +49,12 @@ export class MessageSender {
     this.lockPath = ctx.home.lock(`send-${peer}`);
   }
 
-  /** True when acks from this peer exist but none authenticates: most likely a key mismatch. */
+  /**
+   * True when two versions of this peer's ack failed and none ever authenticated: most likely a
+   * key mismatch. One damaged ack is a sync glitch, and the receiver's next ack replaces it.
+   */
   get suspectWrongKey(): boolean {
-    return this.ackAuthFailures > 0;
+    return this.ackAuthFailures >= 2 && this.ackAuthOk === 0;
   }
 
   /**
@@ -124,7 +128,7 @@ export class MessageSender {
       }
       return undefined;
     }
-    this.ackAuthFailures = 0;
+    this.ackAuthOk += 1;
     const ack = envelope.body as AckBody;
     if (read.version === this.lastAckVersion) return { through: ack.through, resend: ack.resend };
     this.lastAckVersion = read.version;

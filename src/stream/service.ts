@@ -24,14 +24,26 @@ export interface ServiceOptions {
   handlers: readonly IncomingHandler[];
   /** Longest sleep between passes when nothing happens, ms. Default 1000. */
   idleMs?: number;
-  /** A pass failed (relay gone, disk full); the loop backs off and goes on. */
-  onError?: (error: DmpError) => void;
+  /**
+   * Something failed for one peer (a rejected file, a full disk) or for the relay (gone for a
+   * while). The loop logs it through here, backs off and goes on, unless `isFatal` says stop.
+   */
+  onError?: (error: DmpError, peer?: PeerId) => void;
+  /** Errors that end the loop (default: AUTH, so a wrong key is reported, not retried forever). */
+  isFatal?: (error: DmpError) => boolean;
+  /** Files from this peer changed since the last look. */
+  onActivity?: (peer: PeerId) => void;
 }
+
+/** Relay-wide trouble: no use looking at other peers until it passes. */
+const RELAY_WIDE = new Set(['RELAY_MISSING', 'RELAY_READ_ONLY', 'DISK_FULL']);
 
 export async function runService(ctx: PeerContext, feed: ChangeFeed, options: ServiceOptions): Promise<void> {
   const { signal } = options;
+  const isFatal = options.isFatal ?? ((error: DmpError) => error.code === 'AUTH');
   const responder = new PingResponder(ctx);
   const dirty = new Set<PeerId>();
+  const seen = new Map<PeerId, string>();
   let everyone = true;
   const { wakeup, unsubscribe } = feed.subscribe((change) => {
     if (change.dir !== ctx.self || change.owner === ctx.self) return false;
@@ -41,28 +53,39 @@ export async function runService(ctx: PeerContext, feed: ChangeFeed, options: Se
   let backoffMs = 0;
   try {
     while (!signal.aborted) {
-      const peers = everyone
-        ? (await ctx.relay.peers().catch(() => [] as PeerId[])).filter((p) => p !== ctx.self)
-        : [...dirty];
-      everyone = false;
-      dirty.clear();
+      let failed = false;
       try {
+        const peers = everyone ? (await ctx.relay.peers()).filter((p) => p !== ctx.self) : [...dirty];
+        everyone = false;
+        dirty.clear();
         for (const peer of peers) {
           if (signal.aborted) break;
-          const names = await ctx.relay.list(peer, ctx.self);
-          await responder.poll(peer, names);
-          if (names.includes(ACK_NAME)) await options.senderFor(peer).processAck();
-          for (const handler of options.handlers) await handler.handle(peer, names);
+          try {
+            const names = await ctx.relay.list(peer, ctx.self);
+            const signature = names.join('/');
+            if (seen.has(peer) && seen.get(peer) !== signature) options.onActivity?.(peer);
+            seen.set(peer, signature);
+            await responder.poll(peer, names);
+            if (names.includes(ACK_NAME)) await options.senderFor(peer).processAck();
+            for (const handler of options.handlers) await handler.handle(peer, names);
+          } catch (error) {
+            if (!isDmpError(error) || isFatal(error) || RELAY_WIDE.has(error.code)) throw error;
+            options.onError?.(error, peer);
+            failed = true;
+          }
         }
-        backoffMs = 0;
       } catch (error) {
-        if (!isDmpError(error) || isDmpError(error, 'AUTH')) throw error;
+        if (!isDmpError(error) || isFatal(error)) throw error;
         options.onError?.(error);
+        failed = true;
+      }
+      if (failed) {
         backoffMs = Math.min(30_000, Math.max(250, backoffMs * 2));
         everyone = true;
         await ctx.clock.sleep(backoffMs, signal).catch(() => {});
         continue;
       }
+      backoffMs = 0;
       await wakeup.wait(options.idleMs ?? 1000, signal);
       // Rescan ticks poke every subscriber without naming an owner: look at everyone then.
       if (dirty.size === 0) everyone = true;

@@ -35,9 +35,12 @@ import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
 import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
 
+/** How often a status the sender seems not to have seen is published again, ms. */
+const STATUS_REPEAT_MS = 5000;
+
 export interface ReceiveOptions {
-  /** Where files land (created when missing). */
-  out: string;
+  /** Where files land (created when missing), or where each sender's files land. */
+  out: string | ((peer: PeerId) => string);
   /** Only accept transfers from this peer. */
   from?: PeerId;
   /** Replace existing files instead of choosing a free name. */
@@ -45,10 +48,12 @@ export interface ReceiveOptions {
   onEvent?: TransferEventListener;
 }
 
-interface IncomingState {
+export interface IncomingState {
   tid: string;
   peer: PeerId;
   offer: Offer;
+  /** The output folder, fixed when the offer was accepted. */
+  out: string;
   /** The cleaned relative path, components. */
   parts: string[];
   /** The partial file (hidden, beside the target). */
@@ -58,6 +63,7 @@ interface IncomingState {
   state: TransferState;
   reason?: string;
   path?: string;
+  startedAt: number;
 }
 
 interface Incoming {
@@ -70,17 +76,19 @@ interface Incoming {
   hash: Hash | undefined;
   hashedIndex: number;
   lastStatus?: string;
+  lastStatusAt: number;
 }
 
 export class TransferReceiver implements IncomingHandler {
   private readonly transfers = new Map<string, Incoming>();
-  private readonly out: string;
+  private readonly outFor: (peer: PeerId) => string;
 
   constructor(
     private readonly ctx: PeerContext,
     private readonly options: ReceiveOptions,
   ) {
-    this.out = options.out;
+    const out = options.out;
+    this.outFor = typeof out === 'string' ? () => out : out;
   }
 
   private statePath(peer: PeerId, tid: string): string {
@@ -110,7 +118,15 @@ export class TransferReceiver implements IncomingHandler {
           (chunks.get(tid) ?? []).sort((a, b) => a - b),
         );
       }
-      await this.publishStatus(incoming);
+      // The sender has not reacted to our status (chunks we have are still there, a resend has
+      // not come, or it has not withdrawn a finished transfer): it may have reached it damaged.
+      const present = chunks.get(tid) ?? [];
+      const ignored =
+        incoming.bad.size > 0 ||
+        incoming.state.state === 'complete' ||
+        incoming.state.state === 'failed' ||
+        present.some((index) => incoming.have.has(index));
+      await this.publishStatus(incoming, ignored && this.ctx.clock.now() - incoming.lastStatusAt >= STATUS_REPEAT_MS);
     }
     await this.collectGarbage(peer, offers);
   }
@@ -138,15 +154,18 @@ export class TransferReceiver implements IncomingHandler {
         return undefined;
       }
       const parts = safeRelativePath(offer.name);
-      const target = resolveInside(this.out, parts);
+      const out = this.outFor(peer);
+      const target = resolveInside(out, parts);
       state = {
         tid,
         peer,
         offer,
+        out,
         parts,
         partial: join(dirname(target), `.${basename(target)}.${tid}.dftp-part`),
         have: [],
         state: 'receiving',
+        startedAt: this.ctx.clock.now(),
       };
       await writeJsonFile(this.statePath(peer, tid), state);
     }
@@ -157,6 +176,7 @@ export class TransferReceiver implements IncomingHandler {
       bad: new Map(),
       hash: undefined,
       hashedIndex: 0,
+      lastStatusAt: 0,
     };
     this.transfers.set(key, incoming);
     if (state.state === 'receiving' || state.state === 'paused') {
@@ -195,6 +215,10 @@ export class TransferReceiver implements IncomingHandler {
       throw this.localError(error, state.partial);
     }
     const added: number[] = [];
+    // A fresh hash can only start at the first chunk; after a restart extendHash re-reads the prefix.
+    if (incoming.hash === undefined && incoming.hashedIndex === 0 && incoming.have.size === 0) {
+      incoming.hash = createHash('sha256');
+    }
     try {
       for (const index of wanted) {
         const data = await this.readChunk(incoming, index);
@@ -209,6 +233,11 @@ export class TransferReceiver implements IncomingHandler {
           throw this.localError(error, state.partial);
         }
         added.push(index);
+        // In-order data is hashed now; chunks that came early are read back in extendHash.
+        if (index === incoming.hashedIndex && incoming.hash !== undefined) {
+          incoming.hash.update(data);
+          incoming.hashedIndex += 1;
+        }
       }
       if (added.length > 0) await handle.sync();
       // Running hash: extend over the contiguous prefix, reading back chunks that came early.
@@ -285,7 +314,7 @@ export class TransferReceiver implements IncomingHandler {
       return true;
     }
     if (free >= missing) return true;
-    await this.pause(incoming, `not enough space in ${this.out}: ${missing} bytes needed, ${free} free`);
+    await this.pause(incoming, `not enough space in ${incoming.state.out}: ${missing} bytes needed, ${free} free`);
     return false;
   }
 
@@ -310,7 +339,7 @@ export class TransferReceiver implements IncomingHandler {
       return;
     }
     await utimes(state.partial, new Date(), new Date(state.offer.mtimeMs));
-    const target = resolveInside(this.out, state.parts);
+    const target = resolveInside(state.out, state.parts);
     state.path = await this.place(state.partial, target);
     await syncDirectory(dirname(state.path));
     state.state = 'complete';
@@ -353,7 +382,7 @@ export class TransferReceiver implements IncomingHandler {
     }
   }
 
-  private async publishStatus(incoming: Incoming): Promise<void> {
+  private async publishStatus(incoming: Incoming, force = false): Promise<void> {
     const { state } = incoming;
     const status: Status = {
       tid: state.tid,
@@ -363,12 +392,13 @@ export class TransferReceiver implements IncomingHandler {
       ...(state.reason ? { reason: state.reason } : {}),
       ...(state.state === 'complete' && state.sha256 ? { sha256: state.sha256 } : {}),
     };
-    const summary = JSON.stringify(status);
-    if (summary === incoming.lastStatus) return;
+    const summary = JSON.stringify([status, [...incoming.bad.values()]]);
+    if (summary === incoming.lastStatus && !force) return;
     const data = encodeStatus(this.ctx.key, this.ctx.self, state.peer, status, this.ctx.clock.now());
     // Not fsynced: a status is derived from the state file and is published again after a crash.
     await this.ctx.relay.publish(state.peer, [{ name: statusName(state.tid), data }], { durable: false });
     incoming.lastStatus = summary;
+    incoming.lastStatusAt = this.ctx.clock.now();
   }
 
   /**

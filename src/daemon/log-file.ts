@@ -1,0 +1,45 @@
+/**
+ * The daemon's log: one JSON object per line, to stderr and to a file in DMP_HOME that is
+ * rotated (one previous generation kept) so it never grows without bound.
+ */
+import { appendFileSync, renameSync, statSync } from 'node:fs';
+import type { Logger, LogLevel } from '../log.js';
+
+export interface JsonLogOptions {
+  path: string;
+  /** Rotate when the file passes this many bytes (default 1 MiB). */
+  maxBytes?: number;
+  verbose?: boolean;
+  /** Where else lines go (default: stderr). */
+  echo?: (line: string) => void;
+}
+
+export function jsonLogger(options: JsonLogOptions): Logger {
+  const maxBytes = options.maxBytes ?? 1024 * 1024;
+  const echo = options.echo ?? ((line: string) => process.stderr.write(line));
+  let size = (() => {
+    try {
+      return statSync(options.path).size;
+    } catch {
+      return 0;
+    }
+  })();
+  return {
+    log(level: LogLevel, event: string, fields: Record<string, unknown> = {}) {
+      if (level === 'debug' && !options.verbose) return;
+      const line = `${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`;
+      echo(line);
+      try {
+        if (size + line.length > maxBytes) {
+          renameSync(options.path, `${options.path}.1`);
+          size = 0;
+        }
+        // Synchronous on purpose: log lines must not reorder or be lost when the process dies.
+        appendFileSync(options.path, line);
+        size += line.length;
+      } catch {
+        // A log that cannot be written must not stop the daemon; stderr still has the line.
+      }
+    },
+  };
+}

@@ -1,0 +1,643 @@
+/**
+ * DFTP end to end through the Peer API, over two relay replicas joined by SimulatedSync: alice
+ * sends on replica A, bob receives on replica B, and every offer, chunk and status crosses a
+ * simulated sync engine that delivers late, out of order, twice, beside its own temp files and
+ * conflict copies, and (when asked) corrupted. Each scenario names its seed so that a failure can
+ * be replayed. Alice's folder on her own replica is watched after every write: it must never
+ * hold more than her quota.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { describe, test } from 'node:test';
+import { decrypt, encrypt, generateKey, parseKey } from '../../src/crypto/fernet.js';
+import { DmpError } from '../../src/errors.js';
+import { Peer } from '../../src/peer.js';
+import { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from '../../src/relay/memory-relay.js';
+import { decodeChunkPlaintext, encodeChunkPlaintext } from '../../src/transfer/chunk-codec.js';
+import type { TransferEvent } from '../../src/transfer/events.js';
+import type { SendFileResult } from '../../src/transfer/sender.js';
+import { parsePeerId } from '../../src/util/peer-id.js';
+import { seededRandom } from '../../src/util/random.js';
+
+const ALICE = parsePeerId('alice');
+const BOB = parsePeerId('bob');
+const KiB = 1024;
+const MiB = 1024 * 1024;
+const BLOCK = 64 * KiB;
+const QUOTA = 512 * KiB;
+/** A scenario that has not finished after this long is stuck: abort it and fail. */
+const SCENARIO_MS = 60_000;
+
+const HAZARDS: Omit<SimulatedSyncOptions, 'seed'> = {
+  maxDelayMs: 20,
+  duplicateRate: 0.3,
+  tempFileRate: 0.3,
+  conflictRate: 0.1,
+};
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Deterministic bytes from a seed. */
+function randomData(seed: number, size: number): Buffer {
+  const random = seededRandom(seed);
+  const data = Buffer.allocUnsafe(Math.ceil(size / 4) * 4);
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(Math.floor(random() * 0x1_0000_0000), i);
+  return data.subarray(0, size);
+}
+
+/** Every regular file under `dir`, by '/'-separated relative path, hidden files included. */
+async function listTree(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (path: string) => {
+    for (const entry of await readdir(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) await visit(full);
+      else found.push(relative(dir, full).split(sep).join('/'));
+    }
+  };
+  await visit(dir);
+  return found.sort();
+}
+
+interface Exchange {
+  sent: SendFileResult[];
+  received: TransferEvent[];
+  senderEvents: TransferEvent[];
+  receiverEvents: TransferEvent[];
+}
+
+/** Two replicas, a sync between them, alice on A and bob on B, temp homes and folders. */
+class World {
+  readonly a = new RelayReplica();
+  readonly b = new RelayReplica();
+  readonly sync: SimulatedSync;
+  readonly key = generateKey();
+  /** The most bytes alice's folder on her replica ever held, checked after every write. */
+  alicePeak = 0;
+  /** Log events of bob's peers ('chunk-rejected', ...). */
+  readonly bobLog: string[] = [];
+  private readonly peers: Peer[] = [];
+  private readonly dirs: string[] = [];
+  private readonly unwatch: () => void;
+  aliceHome = '';
+  bobHome = '';
+  /** Where alice's source files are made. */
+  src = '';
+  /** bob's output folder. */
+  out = '';
+
+  constructor(options: SimulatedSyncOptions) {
+    this.sync = new SimulatedSync([this.a, this.b], options);
+    // A put is synchronous: after each, alice's bytes on her replica are exactly what she holds.
+    this.unwatch = this.a.subscribe(() => {
+      this.alicePeak = Math.max(this.alicePeak, this.aliceBytes());
+    });
+  }
+
+  aliceBytes(): number {
+    let total = 0;
+    for (const [path, stored] of this.a.files) if (path.startsWith(`${ALICE}/`)) total += stored.data.length;
+    return total;
+  }
+
+  async init(): Promise<this> {
+    this.aliceHome = await this.dir('dftp-sim-alice-');
+    this.bobHome = await this.dir('dftp-sim-bob-');
+    this.src = await this.dir('dftp-sim-src-');
+    this.out = await this.dir('dftp-sim-out-');
+    // SimulatedSync carries files, not empty folders: stand in for each peer's `dmp init`.
+    this.a.folders.add(BOB);
+    this.b.folders.add(ALICE);
+    return this;
+  }
+
+  async dir(prefix: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  async alice(): Promise<Peer> {
+    const peer = await Peer.open({
+      relay: new MemoryRelay(this.a, ALICE),
+      id: 'alice',
+      key: this.key,
+      home: this.aliceHome,
+      quota: QUOTA,
+    });
+    this.peers.push(peer);
+    return peer;
+  }
+
+  async bob(): Promise<Peer> {
+    const peer = await Peer.open({
+      relay: new MemoryRelay(this.b, BOB),
+      id: 'bob',
+      key: this.key,
+      home: this.bobHome,
+      logger: { log: (_level, event) => this.bobLog.push(event) },
+    });
+    this.peers.push(peer);
+    return peer;
+  }
+
+  /** Writes a source file (creating folders) with a fixed mtime, returns its path. */
+  async source(name: string, data: Buffer, mtime = new Date('2021-03-04T05:06:07.891Z')): Promise<string> {
+    const path = join(this.src, name);
+    await mkdir(join(path, '..'), { recursive: true });
+    await writeFile(path, data);
+    await utimes(path, mtime, mtime);
+    return path;
+  }
+
+  /**
+   * alice sends `paths` while bob receives `count` files; both must finish. A stuck exchange is
+   * aborted after SCENARIO_MS and fails.
+   */
+  async exchange(paths: string[], count: number, options: { overwrite?: boolean } = {}): Promise<Exchange> {
+    const alice = await this.alice();
+    const bob = await this.bob();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), SCENARIO_MS);
+    const senderEvents: TransferEvent[] = [];
+    const receiverEvents: TransferEvent[] = [];
+    try {
+      const receiving = bob.receiveFiles({
+        out: this.out,
+        from: 'alice',
+        count,
+        overwrite: options.overwrite,
+        signal: controller.signal,
+        onEvent: (event) => receiverEvents.push(event),
+      });
+      const sending = alice.sendFiles('bob', paths, {
+        blockSize: BLOCK,
+        signal: controller.signal,
+        onEvent: (event) => senderEvents.push(event),
+      });
+      // Whichever side fails stops the other, and both are over before the homes are removed.
+      const stopOnFailure = (error: unknown) => {
+        controller.abort();
+        throw error;
+      };
+      const [sent, received] = await Promise.allSettled([sending.catch(stopOnFailure), receiving.catch(stopOnFailure)]);
+      if (sent.status === 'rejected') throw sent.reason;
+      if (received.status === 'rejected') throw received.reason;
+      assert.ok(!controller.signal.aborted, `the exchange did not finish in ${SCENARIO_MS} ms`);
+      return { sent: sent.value, received: received.value, senderEvents, receiverEvents };
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+      alice.close();
+      bob.close();
+    }
+  }
+
+  /** alice's offers and chunks still on her replica. */
+  aliceTransferFiles(): string[] {
+    return [...this.a.files.keys()].filter((path) => /^alice\/bob\/(offer|chunk)-/.test(path));
+  }
+
+  async close(): Promise<void> {
+    this.unwatch();
+    for (const peer of this.peers) peer.close();
+    this.sync.stop();
+    await Promise.all(this.dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  }
+
+  assertQuotaKept(): void {
+    assert.ok(this.alicePeak <= QUOTA, `alice held ${this.alicePeak} bytes in her folder, quota ${QUOTA}`);
+  }
+}
+
+/** The received file at `name` (relative to out) is byte-identical to `data`, with the mtime of `source`. */
+async function assertReceived(world: World, name: string, data: Buffer, source?: string): Promise<void> {
+  const path = join(world.out, name);
+  const got = await readFile(path).catch(() => undefined);
+  assert.ok(got, `${name} was not received; out holds ${JSON.stringify(await listTree(world.out))}`);
+  assert.equal(got.length, data.length, `${name}: ${got.length} bytes, expected ${data.length}`);
+  assert.equal(sha256(got), sha256(data), `${name} differs from what was sent`);
+  if (source) {
+    const [a, b] = await Promise.all([stat(source), stat(path)]);
+    assert.equal(Math.floor(b.mtimeMs), Math.floor(a.mtimeMs), `${name}: mtime not kept (${b.mtime.toISOString()}, sent ${a.mtime.toISOString()})`);
+  }
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function doneEvents(events: TransferEvent[]): Extract<TransferEvent, { event: 'done' }>[] {
+  return events.filter((event): event is Extract<TransferEvent, { event: 'done' }> => event.event === 'done');
+}
+
+describe('DFTP over a simulated sync', () => {
+  test('a 3 MiB file arrives byte-identical through delays, duplicates, temp files and conflict copies, within the quota (seed 5101)', async () => {
+    const world = await new World({ seed: 5101, ...HAZARDS }).init();
+    try {
+      const data = randomData(5101, 3 * MiB + 12_345);
+      const source = await world.source('big.bin', data);
+      const { sent, received, senderEvents, receiverEvents } = await world.exchange([source], 1);
+
+      await assertReceived(world, 'big.bin', data, source);
+      assert.equal(sent.length, 1);
+      assert.equal(sent[0]?.sha256, sha256(data));
+      assert.equal(sent[0]?.bytes, data.length);
+      const [done] = doneEvents(received);
+      assert.equal(done?.path, join(world.out, 'big.bin'));
+      assert.equal(done?.sha256, sha256(data));
+      assert.equal(done?.bytes, data.length);
+      // Progress was reported on both sides, never beyond the total, ending at the total.
+      for (const events of [senderEvents, receiverEvents]) {
+        const progress = events.filter((event) => event.event === 'progress');
+        assert.ok(progress.length > 0, 'no progress events');
+        for (const event of progress) assert.ok(event.bytes <= event.total);
+        assert.equal(progress.at(-1)?.bytes, data.length);
+      }
+      assert.ok(doneEvents(senderEvents).length === 1, 'the sender reported no done event');
+
+      world.assertQuotaKept();
+      // The monitor really saw several chunks in flight.
+      assert.ok(world.alicePeak > 2 * BLOCK, `alice's peak was only ${world.alicePeak} bytes`);
+      // Done means withdrawn: no offer or chunk of alice is left on her replica.
+      assert.deepEqual(world.aliceTransferFiles(), []);
+      // No partial file is left behind.
+      assert.deepEqual(await listTree(world.out), ['big.bin']);
+      const { duplicated, tempFiles, conflicts } = world.sync.stats;
+      assert.ok(duplicated > 0 && tempFiles > 0 && conflicts > 0, `hazards: ${JSON.stringify(world.sync.stats)}`);
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('corrupted deliveries are asked for again: a 3 MiB file still arrives identical, within the quota (seed 5202)', async () => {
+    const world = await new World({ seed: 5202, ...HAZARDS, corruptRate: 0.1 }).init();
+    try {
+      const data = randomData(5202, 3 * MiB);
+      const source = await world.source('corrupted-on-the-way.bin', data);
+      const { sent, received } = await world.exchange([source], 1);
+
+      await assertReceived(world, 'corrupted-on-the-way.bin', data, source);
+      assert.equal(sent[0]?.sha256, sha256(data));
+      assert.equal(doneEvents(received).length, 1);
+      world.assertQuotaKept();
+      assert.ok(world.sync.stats.corrupted > 0, 'the simulation corrupted nothing: the test proved nothing');
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('chunks damaged, torn or swapped on the way are asked for again (seed 5252)', async () => {
+    // Only chunks are damaged here, deterministically: on bob's replica, the first copy of some
+    // chunks is replaced by a flipped-byte copy, a torn half, or another chunk's file.
+    const world = await new World({ seed: 5252, ...HAZARDS }).init();
+    const CHUNK = /^alice\/bob\/chunk-[0-9a-f]{16}-(\d{8})\.dfc$/;
+    const latest = new Map<number, Buffer>();
+    const damaged = new Set<number>();
+    const damage = new Map<number, (data: Buffer) => Buffer | undefined>([
+      [
+        0,
+        (data) => {
+          const copy = Buffer.from(data);
+          copy[copy.length >> 1] = (copy[copy.length >> 1] ?? 0) ^ 0x01;
+          return copy;
+        },
+      ],
+      [7, (data) => data.subarray(0, data.length >> 1)],
+      [12, () => latest.get(11)],
+      [20, () => latest.get(3)],
+      // The last chunk, which carries the checksum (3 MiB / 64 KiB = 48 chunks).
+      [
+        47,
+        (data) => {
+          const copy = Buffer.from(data);
+          copy[copy.length - 40] = (copy[copy.length - 40] ?? 0) ^ 0x80;
+          return copy;
+        },
+      ],
+    ]);
+    const unhook = world.b.subscribe((path, local) => {
+      const match = CHUNK.exec(path);
+      const stored = world.b.files.get(path);
+      if (local || !match || !stored) return;
+      const index = Number(match[1]);
+      const make = damage.get(index);
+      if (!make || damaged.has(index)) {
+        latest.set(index, stored.data);
+        return;
+      }
+      const bad = make(stored.data);
+      if (!bad) return;
+      damaged.add(index);
+      world.b.put(path, bad, false);
+    });
+    try {
+      const data = randomData(5252, 3 * MiB);
+      const source = await world.source('damaged.bin', data);
+      const { received } = await world.exchange([source], 1);
+      await assertReceived(world, 'damaged.bin', data, source);
+      assert.equal(doneEvents(received).length, 1);
+      assert.ok(damaged.size >= 4, `only chunks ${[...damaged]} were damaged: the test proved little`);
+      const rejected = world.bobLog.filter((event) => event === 'chunk-rejected').length;
+      assert.ok(rejected >= 3, `bob rejected ${rejected} chunks: the damage did not reach him`);
+      world.assertQuotaKept();
+    } finally {
+      unhook();
+      await world.close();
+    }
+  });
+
+  test('an empty file and a 1-byte file (seed 5303)', async () => {
+    const world = await new World({ seed: 5303, ...HAZARDS }).init();
+    try {
+      const empty = await world.source('empty.txt', Buffer.alloc(0));
+      const one = await world.source('one.bin', Buffer.from([0x2a]));
+      const { sent, received } = await world.exchange([empty, one], 2);
+
+      await assertReceived(world, 'empty.txt', Buffer.alloc(0), empty);
+      await assertReceived(world, 'one.bin', Buffer.from([0x2a]), one);
+      assert.deepEqual(sent.map((result) => result.sha256).sort(), [sha256(Buffer.alloc(0)), sha256(Buffer.from([0x2a]))].sort());
+      assert.deepEqual(
+        doneEvents(received)
+          .map((event) => [event.file, event.bytes])
+          .sort(),
+        [
+          ['empty.txt', 0],
+          ['one.bin', 1],
+        ],
+      );
+      assert.deepEqual(await listTree(world.out), ['empty.txt', 'one.bin']);
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('a file of exactly 5 blocks, and one of 5 blocks + 1 byte (seed 5404)', async () => {
+    const world = await new World({ seed: 5404, ...HAZARDS }).init();
+    try {
+      const exact = randomData(1, 5 * BLOCK);
+      const plusOne = randomData(2, 5 * BLOCK + 1);
+      const a = await world.source('exact.bin', exact);
+      const b = await world.source('plus-one.bin', plusOne);
+      await world.exchange([a, b], 2);
+      await assertReceived(world, 'exact.bin', exact, a);
+      await assertReceived(world, 'plus-one.bin', plusOne, b);
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('a directory keeps its nested layout (seed 5505)', async () => {
+    const world = await new World({ seed: 5505, ...HAZARDS }).init();
+    try {
+      const files: [string, Buffer][] = [
+        ['tree/top.txt', Buffer.from('top level\n')],
+        ['tree/sub/data.bin', randomData(3, 200 * KiB + 7)],
+        ['tree/sub/deeper/deepest/note.md', Buffer.from('# deep\n')],
+        ['tree/sub/empty', Buffer.alloc(0)],
+        ['tree/ünïcødé 文件.txt', Buffer.from('unicode name\n')],
+        ['tree/other/block.bin', randomData(4, 2 * BLOCK)],
+      ];
+      for (const [name, data] of files) await world.source(name, data);
+      const { received } = await world.exchange([join(world.src, 'tree')], files.length);
+
+      assert.deepEqual(await listTree(world.out), files.map(([name]) => name).sort());
+      for (const [name, data] of files) await assertReceived(world, name, data, join(world.src, name));
+      for (const event of doneEvents(received)) {
+        assert.ok(event.path?.startsWith(world.out + sep), `${event.path} is outside ${world.out}`);
+      }
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('an existing file is kept and the new one is named "name (1).ext"; with overwrite it is replaced (seed 5606)', async () => {
+    const world = await new World({ seed: 5606, ...HAZARDS }).init();
+    try {
+      const old = Buffer.from('the receiver had this first\n');
+      await writeFile(join(world.out, 'report.txt'), old);
+      const first = randomData(5, 100 * KiB);
+      const source = await world.source('report.txt', first);
+
+      const kept = await world.exchange([source], 1);
+      assert.deepEqual(await readFile(join(world.out, 'report.txt')), old, 'the existing file was changed');
+      await assertReceived(world, 'report (1).txt', first, source);
+      assert.equal(doneEvents(kept.received)[0]?.path, join(world.out, 'report (1).txt'));
+
+      // Again: the next free name.
+      await world.exchange([source], 1);
+      assert.deepEqual(await readFile(join(world.out, 'report.txt')), old);
+      await assertReceived(world, 'report (2).txt', first, source);
+
+      // With overwrite, the file itself is replaced.
+      const second = randomData(6, 150 * KiB);
+      const changed = await world.source('report.txt', second, new Date('2022-01-02T03:04:05.678Z'));
+      const replaced = await world.exchange([changed], 1, { overwrite: true });
+      await assertReceived(world, 'report.txt', second, changed);
+      assert.equal(doneEvents(replaced.received)[0]?.path, join(world.out, 'report.txt'));
+      assert.deepEqual(await listTree(world.out), ['report (1).txt', 'report (2).txt', 'report.txt']);
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('a source that changes during the send fails with a clear reason, and the receiver drops its partial (seed 5808)', async () => {
+    const world = await new World({ seed: 5808, ...HAZARDS }).init();
+    try {
+      const data = randomData(5808, 2 * MiB);
+      const source = await world.source('growing.log', data);
+      const alice = await world.alice();
+      const bob = await world.bob();
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), SCENARIO_MS);
+      const receiverEvents: TransferEvent[] = [];
+      const receiving = bob.receiveFiles({
+        out: world.out,
+        from: 'alice',
+        signal: controller.signal,
+        onEvent: (event) => receiverEvents.push(event),
+      });
+      let changed = false;
+      try {
+        await assert.rejects(
+          alice.sendFiles('bob', [source], {
+            blockSize: BLOCK,
+            signal: controller.signal,
+            onEvent: (event) => {
+              // Once bob holds part of the file, the file grows under the sender.
+              if (event.event === 'progress' && event.bytes > 0 && !changed) {
+                changed = true;
+                appendFileSync(source, 'one more line\n');
+              }
+            },
+          }),
+          (error: unknown) => {
+            assert.ok(error instanceof DmpError, String(error));
+            assert.equal(error.code, 'TRANSFER_FAILED', error.message);
+            assert.match(error.message, /changed while it was being sent/);
+            assert.ok(!error.message.includes('\n'), 'the reason is not one line');
+            return true;
+          },
+        );
+        assert.ok(changed, 'the source was never changed');
+        assert.ok(!controller.signal.aborted, 'timed out');
+        // alice withdrew the transfer: no offer or chunk of hers is left.
+        assert.deepEqual(world.aliceTransferFiles(), []);
+        // bob sees the offer gone, drops the partial file and reports the transfer failed.
+        await waitFor('bob to drop the withdrawn transfer', async () => {
+          const left = await listTree(world.out);
+          return left.length === 0 && receiverEvents.some((event) => event.event === 'failed');
+        });
+        assert.equal(receiverEvents.filter((event) => event.event === 'done').length, 0);
+      } finally {
+        clearTimeout(timer);
+        controller.abort();
+        await receiving;
+        alice.close();
+        bob.close();
+      }
+      // Sending the changed file again starts a new transfer and delivers the new content.
+      const now = await readFile(source);
+      const again = await world.exchange([source], 1);
+      assert.equal(again.senderEvents.find((event) => event.event === 'offer')?.resumed, false);
+      await assertReceived(world, 'growing.log', now, source);
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('a chunk forged with the key but with other data fails the whole-file checksum: partial deleted, transfer failed (seed 5909)', async () => {
+    const world = await new World({ seed: 5909, ...HAZARDS }).init();
+    const key = parseKey(world.key);
+    const CHUNK_2 = /^alice\/bob\/chunk-[0-9a-f]{16}-00000002\.dfc$/;
+    let forged = false;
+    const unhook = world.b.subscribe((path, local) => {
+      const stored = world.b.files.get(path);
+      if (local || forged || !stored || !CHUNK_2.test(path)) return;
+      forged = true;
+      // Authentic, well-bound, but its data is not the file's: only the checksum can tell.
+      const { header, data } = decodeChunkPlaintext(decrypt(key, stored.data));
+      const other = Buffer.from(data);
+      other[100] = (other[100] ?? 0) ^ 0xff;
+      world.b.put(path, encrypt(key, encodeChunkPlaintext(header, other)), false);
+    });
+    try {
+      const data = randomData(5909, 1 * MiB);
+      const source = await world.source('forged.bin', data);
+      const alice = await world.alice();
+      const bob = await world.bob();
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), SCENARIO_MS);
+      const receiverEvents: TransferEvent[] = [];
+      const receiving = bob.receiveFiles({
+        out: world.out,
+        from: 'alice',
+        signal: controller.signal,
+        onEvent: (event) => receiverEvents.push(event),
+      });
+      try {
+        await assert.rejects(alice.sendFiles('bob', [source], { blockSize: BLOCK, signal: controller.signal }), (error: unknown) => {
+          assert.ok(error instanceof DmpError, String(error));
+          assert.equal(error.code, 'TRANSFER_FAILED', error.message);
+          assert.match(error.message, /checksum/);
+          return true;
+        });
+        assert.ok(forged, 'no chunk was forged');
+        assert.ok(!controller.signal.aborted, 'timed out');
+        const failed = receiverEvents.find((event) => event.event === 'failed');
+        assert.ok(failed && failed.event === 'failed', 'bob reported no failure');
+        assert.match(failed.reason, /checksum mismatch/);
+        assert.equal(receiverEvents.filter((event) => event.event === 'done').length, 0);
+        // Neither the file nor its partial is left in out.
+        assert.deepEqual(await listTree(world.out), []);
+        assert.deepEqual(world.aliceTransferFiles(), []);
+      } finally {
+        clearTimeout(timer);
+        controller.abort();
+        await receiving;
+        alice.close();
+        bob.close();
+      }
+    } finally {
+      unhook();
+      await world.close();
+    }
+  });
+
+  test('interrupted sender and receiver resume: the rerun says resumed, sends only what is missing, and the file arrives identical (seed 6010)', async () => {
+    const world = await new World({ seed: 6010, ...HAZARDS }).init();
+    try {
+      const data = randomData(6010, 3 * MiB);
+      const source = await world.source('resumable.bin', data);
+      const total = Math.ceil(data.length / BLOCK);
+
+      // First run: both sides stop once bob has a third of the file.
+      const alice = await world.alice();
+      const bob = await world.bob();
+      const stopBob = new AbortController();
+      const stopAlice = new AbortController();
+      const timer = setTimeout(() => {
+        stopBob.abort();
+        stopAlice.abort();
+      }, SCENARIO_MS);
+      try {
+        const receiving = bob.receiveFiles({ out: world.out, from: 'alice', count: 1, signal: stopBob.signal });
+        const sending = alice.sendFiles('bob', [source], {
+          blockSize: BLOCK,
+          signal: stopAlice.signal,
+          onEvent: (event) => {
+            if (event.event === 'progress' && event.bytes >= MiB) {
+              stopBob.abort();
+              setTimeout(() => stopAlice.abort(), 50);
+            }
+          },
+        });
+        assert.deepEqual(await receiving, []);
+        await assert.rejects(sending, (error: unknown) => error instanceof DmpError && error.code === 'ABORTED');
+      } finally {
+        clearTimeout(timer);
+        alice.close();
+        bob.close();
+      }
+      const partials = (await listTree(world.out)).filter((name) => name.endsWith('.dftp-part'));
+      assert.equal(partials.length, 1, `expected one partial file, out holds ${JSON.stringify(await listTree(world.out))}`);
+
+      // Second run, new processes: count what alice publishes.
+      let published = 0;
+      const unhook = world.a.subscribe((path, local) => {
+        if (local && /^alice\/bob\/chunk-/.test(path) && world.a.files.has(path)) published += 1;
+      });
+      try {
+        const { senderEvents, receiverEvents } = await world.exchange([source], 1);
+        const offer = senderEvents.find((event) => event.event === 'offer');
+        assert.equal(offer?.event === 'offer' && offer.resumed, true, `sender: ${JSON.stringify(offer)}`);
+        const bobOffer = receiverEvents.find((event) => event.event === 'offer');
+        assert.equal(bobOffer?.event === 'offer' && bobOffer.resumed, true, `receiver: ${JSON.stringify(bobOffer)}`);
+        assert.ok(published < total, `the rerun published ${published} of ${total} chunks: it started over`);
+      } finally {
+        unhook();
+      }
+      await assertReceived(world, 'resumable.bin', data, source);
+      assert.deepEqual(await listTree(world.out), ['resumable.bin']);
+      world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+});
