@@ -19,12 +19,11 @@ import { MessageSender } from './stream/sender.js';
 import { type IncomingHandler, runService, type ServiceOptions } from './stream/service.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { TransferReceiver } from './transfer/receiver.js';
-import { checkQuotaHoldsBlock, type SendFileResult, sendFile } from './transfer/sender.js';
+import { checkQuotaHoldsBlock, defaultBlockSize, type SendFileResult, sendFile } from './transfer/sender.js';
 import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
-export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 
 export interface PeerOptions {
   /** The relay folder, or a RelayStorage (tests use MemoryRelay). */
@@ -71,7 +70,7 @@ export interface ListenOptions {
 }
 
 export interface SendFilesOptions {
-  /** Bytes per chunk (default 4 MiB). */
+  /** Bytes per chunk (default 4 MiB, less when the quota is small). */
   blockSize?: number;
   /** Files in flight at once (default 4); the quota is shared. */
   concurrency?: number;
@@ -313,7 +312,7 @@ export class Peer {
    */
   async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
     const peer = await this.requirePeer(to);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const blockSize = options.blockSize ?? defaultBlockSize(this.ctx.quota);
     checkQuotaHoldsBlock(this.ctx.quota, blockSize);
     const { files, skipped } = await expandSources(paths);
     for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
@@ -400,7 +399,9 @@ export class Peer {
    * Runs the service loop until the signal fires: answers pings, processes acks, and feeds the
    * handlers given (a handler added to the array later is picked up on the next pass).
    */
-  async serve(options: Pick<ServiceOptions, 'signal'> & Partial<Omit<ServiceOptions, 'signal' | 'senderFor'>>): Promise<void> {
+  async serve(
+    options: Pick<ServiceOptions, 'signal'> & Partial<Omit<ServiceOptions, 'signal' | 'senderFor'>>,
+  ): Promise<void> {
     await runService(this.ctx, this.feed, {
       onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
       ...options,
@@ -408,7 +409,6 @@ export class Peer {
       senderFor: (peer) => this.sender(peer),
     });
   }
-
 
   /** Peers with an inbox in DMP_HOME or a folder in the relay. */
   private async inboxPeers(): Promise<PeerId[]> {

@@ -5,12 +5,12 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DmpError } from '../errors.js';
-import { parseSize } from '../util/size.js';
 import { queueFiles } from '../daemon/spool.js';
+import { DmpError } from '../errors.js';
 import { HomeLayout } from '../local/home.js';
 import { expandSources } from '../transfer/walk.js';
 import { parsePeerId } from '../util/peer-id.js';
+import { parseSize } from '../util/size.js';
 import {
   type GlobalArgs,
   interruptSignal,
@@ -28,7 +28,7 @@ const PROGRAM = 'dftp';
 interface SendArgs extends GlobalArgs {
   peer: string;
   paths: string[];
-  'block-size': string;
+  'block-size'?: string;
   quota?: string;
   queue?: boolean;
 }
@@ -43,13 +43,12 @@ function send() {
         .positional('paths', { type: 'string', array: true, demandOption: true, describe: 'files or directories' })
         .option('block-size', {
           type: 'string',
-          default: '4m',
-          describe: 'bytes per chunk: k, m, g (x1024) or kb, mb, gb, tb; also -bs',
+          describe: 'bytes per chunk: k, m, g (x1024) or kb, mb, gb, tb; also -bs (default 4m, less for a small quota)',
         })
         .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' })
         .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" }),
     handler: async (argv: SendArgs) => {
-      const blockSize = parseSize(argv['block-size'], 'block size');
+      const blockSize = argv['block-size'] === undefined ? undefined : parseSize(argv['block-size'], 'block size');
       if (argv.queue) {
         const options = await peerOptions(argv, PROGRAM);
         const { files, skipped } = await expandSources(argv.paths);
@@ -60,7 +59,10 @@ function send() {
           files,
         );
         if (argv.json) for (const path of queued) printJson({ event: 'queued', peer: argv.peer, path });
-        else process.stderr.write(`dftp: ${queued.length} file${queued.length === 1 ? '' : 's'} queued for ${argv.peer}\n`);
+        else
+          process.stderr.write(
+            `dftp: ${queued.length} file${queued.length === 1 ? '' : 's'} queued for ${argv.peer}\n`,
+          );
         return;
       }
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');

@@ -7,13 +7,13 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initPeer } from '../config.js';
 import { generateKey } from '../crypto/fernet.js';
-import { DmpError } from '../errors.js';
-import type { InboxMessage } from '../stream/receiver.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { jsonLogger } from '../daemon/log-file.js';
 import { collectStatus } from '../daemon/status.js';
+import { DmpError } from '../errors.js';
 import { HomeLayout } from '../local/home.js';
 import { Peer } from '../peer.js';
+import type { InboxMessage } from '../stream/receiver.js';
 import { formatSize } from '../util/size.js';
 import {
   type GlobalArgs,

@@ -12,12 +12,12 @@ import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { HomeLayout } from '../local/home.js';
 import { acquireLock, type Release } from '../local/lock.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_BLOCK_SIZE, Peer, type PeerOptions } from '../peer.js';
+import { Peer, type PeerOptions } from '../peer.js';
 import type { IncomingHandler } from '../stream/service.js';
 import type { TransferEvent } from '../transfer/events.js';
 import { TransferReceiver } from '../transfer/receiver.js';
 import { freeName } from '../transfer/safe-path.js';
-import { sendFile } from '../transfer/sender.js';
+import { defaultBlockSize, sendFile } from '../transfer/sender.js';
 import type { PeerId } from '../util/peer-id.js';
 import { Spool, type SpoolFile } from './spool.js';
 
@@ -53,7 +53,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     const peer = await openWithRetry(options);
     if (!peer) return;
-    logger.log('info', 'daemon-started', { peer: peer.self, relay: typeof options.relay === 'string' ? options.relay : 'memory', pid: process.pid });
+    logger.log('info', 'daemon-started', {
+      peer: peer.self,
+      relay: typeof options.relay === 'string' ? options.relay : 'memory',
+      pid: process.pid,
+    });
     const handlers: IncomingHandler[] = [];
     // The receiving roles are taken as soon as no `dmp listen` / `dftp receive` holds them.
     const roles = takeRolesWhenFree(peer, home, logger, signal, releases, handlers, options);
@@ -135,7 +139,10 @@ async function takeRolesWhenFree(
       } catch (error) {
         if (!isDmpError(error, 'LOCKED')) throw error;
         if (!warned.has(role.what)) {
-          logger.log('warn', 'role-busy', { what: role.what, reason: `${error.message}; the daemon takes over when it ends` });
+          logger.log('warn', 'role-busy', {
+            what: role.what,
+            reason: `${error.message}; the daemon takes over when it ends`,
+          });
           warned = new Set([...warned, role.what]);
         }
       }
@@ -146,7 +153,12 @@ async function takeRolesWhenFree(
 
 function logTransferEvent(logger: Logger, side: 'send' | 'receive', event: TransferEvent): void {
   if (event.event === 'progress') {
-    logger.log('debug', `${side}-progress`, { peer: event.peer, file: event.file, bytes: event.bytes, total: event.total });
+    logger.log('debug', `${side}-progress`, {
+      peer: event.peer,
+      file: event.file,
+      bytes: event.bytes,
+      total: event.total,
+    });
     return;
   }
   const { event: name, ...fields } = event;
@@ -200,7 +212,12 @@ async function runSpool(peer: Peer, home: HomeLayout, options: DaemonOptions): P
         .catch((error: unknown) => {
           const delay = Math.min(300_000, (retry?.delay ?? 1000) * 2);
           retryAt.set(file.path, { at: peer.ctx.clock.now() + delay, delay });
-          logger.log('warn', 'send-retry', { peer: file.peer, file: file.name, error: String((error as Error).message ?? error), retryInMs: delay });
+          logger.log('warn', 'send-retry', {
+            peer: file.peer,
+            file: file.name,
+            error: String((error as Error).message ?? error),
+            retryInMs: delay,
+          });
         })
         .finally(() => busy.delete(file.peer));
       busy.set(file.peer, job);
@@ -210,14 +227,20 @@ async function runSpool(peer: Peer, home: HomeLayout, options: DaemonOptions): P
   await Promise.all(busy.values());
 }
 
-async function sendSpoolFile(peer: Peer, home: HomeLayout, spool: Spool, file: SpoolFile, options: DaemonOptions): Promise<void> {
+async function sendSpoolFile(
+  peer: Peer,
+  home: HomeLayout,
+  spool: Spool,
+  file: SpoolFile,
+  options: DaemonOptions,
+): Promise<void> {
   const { logger, signal } = options;
   if (!(await peer.ctx.relay.peers()).includes(file.peer)) {
     throw new DmpError('UNKNOWN_PEER', `no peer '${file.peer}' in the relay yet`);
   }
   try {
     await sendFile(peer.ctx, peer.feed, file.peer, file, {
-      blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
+      blockSize: options.blockSize ?? defaultBlockSize(peer.ctx.quota),
       signal,
       onEvent: (event) => logTransferEvent(logger, 'send', event),
     });

@@ -138,7 +138,8 @@ export class MemoryRelay implements RelayStorage {
       const [owner, dir, name] = path.split('/');
       if (!isPeerId(owner) || owner === this.self) return;
       if (dir !== undefined && (!isPeerId(dir) || dir !== this.self)) return;
-      const change = name !== undefined && isRelayName(name) ? { owner, dir: this.self, name } : { owner, dir: this.self };
+      const change =
+        name !== undefined && isRelayName(name) ? { owner, dir: this.self, name } : { owner, dir: this.self };
       // Deliver asynchronously, as a real watcher does, and never after the watch ended.
       queueMicrotask(() => {
         if (!signal.aborted) onChange(change);

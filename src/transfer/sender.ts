@@ -51,6 +51,16 @@ export interface SendFileResult {
   sha256: string;
 }
 
+/**
+ * The block size when the user gave none: 4 MiB, or less when the quota is small, so that at
+ * least four chunks can be in flight (a power of two, at least 1 KiB).
+ */
+export function defaultBlockSize(quota: number): number {
+  let size = 4 * 1024 * 1024;
+  while (size > 1024 && tokenLength(size + CHUNK_OVERHEAD) * 4 > quota) size /= 2;
+  return size;
+}
+
 /** The quota must hold at least one chunk, or nothing could ever be published. */
 export function checkQuotaHoldsBlock(quota: number, blockSize: number): void {
   if (quota < tokenLength(blockSize + CHUNK_OVERHEAD)) {
