@@ -391,6 +391,7 @@ export class Peer {
           });
         }
         if (delivered.length > 0) onDelivered(peer, delivered);
+        return receiver.hasMore;
       },
     };
   }

@@ -34,6 +34,31 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
   >;
 }
 
+const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home']);
+
+/**
+ * `--key -abc...` must keep its value: a Fernet key can start with '-', which yargs would read
+ * as a bundle of short flags. Values of the options that take one are joined as `--key=-abc...`.
+ */
+export function joinOptionValues(args: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] ?? '';
+    const value = args[i + 1];
+    if (
+      VALUE_OPTIONS.has(arg) &&
+      value !== undefined &&
+      value.startsWith('-') &&
+      value !== '-' &&
+      !value.startsWith('--')
+    ) {
+      joined.push(`${arg}=${value}`);
+      i += 1;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
 /** Human log lines on stderr: warnings always, debug with --verbose. */
 export function stderrLogger(program: string, verbose: boolean): Logger {
   return {

@@ -14,6 +14,7 @@ import { parseSize } from '../util/size.js';
 import {
   type GlobalArgs,
   interruptSignal,
+  joinOptionValues,
   openPeer,
   peerOptions,
   printJson,
@@ -129,7 +130,7 @@ function receive() {
 
 /** The original DFTP spelled the block size `-bs`; yargs would read that as -b -s. */
 export function normalizeArgs(args: string[]): string[] {
-  return args.flatMap((arg) => {
+  return joinOptionValues(args).flatMap((arg) => {
     if (arg === '-bs') return ['--block-size'];
     if (arg.startsWith('-bs=')) return [`--block-size=${arg.slice(4)}`];
     return [arg];

@@ -18,6 +18,7 @@ import { formatSize } from '../util/size.js';
 import {
   type GlobalArgs,
   interruptSignal,
+  joinOptionValues,
   openPeer,
   peerOptions,
   printJson,
@@ -44,7 +45,7 @@ function init() {
   return {
     command: 'init',
     describe: 'write the config in DMP_HOME and create this peer in the relay',
-    builder: (y: Argv) => withGlobalOptions(y).demandOption(['relay', 'id']),
+    builder: (y: Argv) => withGlobalOptions(y),
     handler: async (argv: GlobalArgs) => {
       const result = await initPeer({
         relay: argv.relay,
@@ -76,6 +77,8 @@ interface SendArgs extends GlobalArgs {
   peer: string;
   text: string[];
   lines?: boolean;
+  /** Set by normalizeArgs for a lone '-', which yargs drops from positionals. */
+  stdin?: boolean;
   wait?: boolean;
   timeout?: number;
 }
@@ -94,6 +97,7 @@ function send() {
           describe: "the message, or '-' to read stdin",
         })
         .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own message' })
+        .option('stdin', { type: 'boolean', hidden: true })
         .option('wait', { type: 'boolean', describe: "wait for the peer's acknowledgement" })
         .option('timeout', { type: 'number', describe: 'with --wait: give up after S seconds' }),
     handler: async (argv: SendArgs) => {
@@ -104,7 +108,7 @@ function send() {
         const input = await readStdin();
         texts = input.split('\n');
         if (texts.at(-1) === '') texts.pop();
-      } else if (words.length === 1 && words[0] === '-') {
+      } else if (argv.stdin && words.length === 0) {
         texts = [await readStdin()];
       } else if (words.length > 0) {
         texts = [words.join(' ')];
@@ -328,9 +332,14 @@ function statusCommand() {
   };
 }
 
+/** yargs drops a lone '-' from positionals: `dmp send bob -` becomes `dmp send bob --stdin`. */
+function normalizeArgs(args: string[]): string[] {
+  return joinOptionValues(args).map((arg) => (arg === '-' ? '--stdin' : arg));
+}
+
 export async function main(args: string[]): Promise<number> {
   let status = 0;
-  const parser = yargs(args)
+  const parser = yargs(normalizeArgs(args))
     .scriptName(PROGRAM)
     .usage('$0 <command> [options]\n\nMessages and ping through a folder that something else keeps in sync.')
     .command(keygen())

@@ -33,9 +33,16 @@ export interface FernetKey {
   readonly text: string;
 }
 
-/** 32 random bytes, url-safe base64: the form of Python's `Fernet.generate_key()`. */
+/**
+ * 32 random bytes, url-safe base64: the form of Python's `Fernet.generate_key()`. Keys that
+ * would start with '-' are drawn again: any key works, but one that looks like an option is a
+ * trap on every command line it is pasted into.
+ */
 export function generateKey(): string {
-  return randomBytes(32).toString('base64url') + '=';
+  for (;;) {
+    const key = `${randomBytes(32).toString('base64url')}=`;
+    if (!key.startsWith('-')) return key;
+  }
 }
 
 export function parseKey(text: string): FernetKey {

@@ -38,6 +38,8 @@ export class MessageReceiver {
   private lastAck: string | undefined;
   private lastAckAt = 0;
   private authOk = 0;
+  /** The last poll stopped at the batch limit with the next message already there. */
+  hasMore = false;
   private authFailed = 0;
 
   constructor(
@@ -75,6 +77,7 @@ export class MessageReceiver {
       if (seq !== undefined) present.add(seq);
     }
     const delivered: InboxMessage[] = [];
+    this.hasMore = false;
     for (;;) {
       const next = through + delivered.length + 1;
       if (!present.has(next)) {
@@ -86,7 +89,10 @@ export class MessageReceiver {
         this.deliveredThrough = skipTo;
         continue;
       }
-      if (delivered.length >= BATCH_MESSAGES) break;
+      if (delivered.length >= BATCH_MESSAGES) {
+        this.hasMore = true;
+        break;
+      }
       const envelope = await this.readMessage(next);
       if (envelope === undefined) break;
       delivered.push({
@@ -128,7 +134,13 @@ export class MessageReceiver {
       if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
       this.bad.set(name, read.version);
       if (isDmpError(error, 'AUTH')) this.authFailed += 1;
-      this.ctx.logger.log('warn', 'message-rejected', { peer: this.peer, file: name, reason: error.message });
+      // Until one file of this peer authenticates, a failure is more likely a wrong key, which
+      // the caller reports in one line; the details are for --verbose.
+      this.ctx.logger.log(this.authOk > 0 ? 'warn' : 'debug', 'message-rejected', {
+        peer: this.peer,
+        file: name,
+        reason: error.message,
+      });
       return undefined;
     }
   }

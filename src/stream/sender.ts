@@ -29,7 +29,7 @@ export interface AckSeen {
 }
 
 /** At most this many messages go into one batch: one log fsync and one directory fsync each. */
-const BATCH_MESSAGES = 500;
+const BATCH_MESSAGES = 5000;
 
 export class MessageSender {
   private readonly log: Journal<Envelope>;
@@ -65,6 +65,8 @@ export class MessageSender {
     const seqs: number[] = [];
     return withLock(this.lockPath, async () => {
       const state = await this.currentState();
+      // Repair first: files a crash kept from the relay are published again from the log.
+      await this.applyAck({ through: state.ackedThrough, resend: [] });
       let index = 0;
       while (index < texts.length) {
         const envelopes: Envelope[] = [];
@@ -94,10 +96,12 @@ export class MessageSender {
         }
         if (state.nextSeq + envelopes.length > MAX_SEQ) throw new DmpError('PROTOCOL', 'message stream exhausted');
         await this.log.append(envelopes);
-        await publishWithinQuota(this.ctx, bytes, () => this.ctx.relay.publish(this.peer, files), {
+        await publishWithinQuota(this.ctx, bytes, () => this.ctx.relay.publish(this.peer, files, { durable: false }), {
           ...options,
           pause: async () => {
-            await this.processAck();
+            // We hold the stream lock already: act on the ack without taking it again.
+            const ack = await this.readAck();
+            if (ack?.fresh) await this.applyAck(ack.body);
             await (options.pause ? options.pause() : this.ctx.clock.sleep(100, options.signal));
           },
         });
@@ -114,54 +118,63 @@ export class MessageSender {
    * Returns what the ack says, or undefined when there is none yet.
    */
   async processAck(): Promise<AckSeen | undefined> {
+    const ack = await this.readAck();
+    if (ack?.fresh) await withLock(this.lockPath, () => this.applyAck(ack.body));
+    return ack && { through: ack.body.through, resend: ack.body.resend };
+  }
+
+  /** The peer's ack, and whether it changed since this sender last acted on it. */
+  private async readAck(): Promise<{ body: AckBody; fresh: boolean } | undefined> {
     const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
     if (read === undefined) return undefined;
-    let envelope: Envelope;
+    const fresh = read.version !== this.lastAckVersion;
+    this.lastAckVersion = read.version;
     try {
-      envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
+      const envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
+      this.ackAuthOk += 1;
+      return { body: envelope.body as AckBody, fresh };
     } catch (error) {
       if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
-      if (read.version !== this.lastAckVersion) {
-        this.lastAckVersion = read.version;
+      if (fresh) {
         this.ackAuthFailures += 1;
         this.ctx.logger.log('warn', 'ack-rejected', { peer: this.peer, file: ACK_NAME, reason: error.message });
       }
       return undefined;
     }
-    this.ackAuthOk += 1;
-    const ack = envelope.body as AckBody;
-    if (read.version === this.lastAckVersion) return { through: ack.through, resend: ack.resend };
-    this.lastAckVersion = read.version;
-    await withLock(this.lockPath, async () => {
-      const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
-      const names = await this.ctx.relay.list(this.ctx.self, this.peer);
-      const present = new Set(names.map(parseMessageName).filter((seq) => seq !== undefined));
-      await this.ctx.relay.remove(this.peer, [...present].filter((seq) => seq <= ack.through).map(messageName));
-      if (ack.through > state.ackedThrough) {
-        state.ackedThrough = ack.through;
-        await writeJsonFile(this.statePath, state);
-      }
-      const { records } = await this.log.read();
-      const last = records.at(-1)?.seq ?? 0;
-      if (last <= ack.through) {
-        await this.log.clear();
-        return;
-      }
-      // Publish again what the peer asked for, and what a crash kept from reaching the relay.
-      const wanted = new Set(ack.resend);
-      const again = records.filter(
-        (record) => record.seq > ack.through && (wanted.has(record.seq) || !present.has(record.seq)),
+  }
+
+  /**
+   * Acts on an ack; the caller holds the stream lock. Deletes what is acknowledged, clears the
+   * log when everything in it is, and publishes again what the peer asked for and what a crash
+   * kept from reaching the relay.
+   */
+  private async applyAck(ack: AckBody): Promise<void> {
+    const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
+    const names = await this.ctx.relay.list(this.ctx.self, this.peer);
+    const present = new Set(names.map(parseMessageName).filter((seq) => seq !== undefined));
+    await this.ctx.relay.remove(this.peer, [...present].filter((seq) => seq <= ack.through).map(messageName));
+    if (ack.through > state.ackedThrough) {
+      state.ackedThrough = ack.through;
+      await writeJsonFile(this.statePath, state);
+    }
+    const { records } = await this.log.read();
+    const last = records.at(-1)?.seq ?? 0;
+    if (last <= ack.through) {
+      if (records.length > 0) await this.log.clear();
+      return;
+    }
+    const wanted = new Set(ack.resend);
+    const again = records.filter(
+      (record) => record.seq > ack.through && (wanted.has(record.seq) || !present.has(record.seq)),
+    );
+    if (again.length > 0) {
+      this.ctx.logger.log('info', 'republish', { peer: this.peer, seqs: again.map((record) => record.seq) });
+      // A fresh token (new IV) so that sync tools see new content even at the same size.
+      await this.ctx.relay.publish(
+        this.peer,
+        again.map((record) => ({ name: messageName(record.seq), data: encodeEnvelope(this.ctx.key, record) })),
       );
-      if (again.length > 0) {
-        this.ctx.logger.log('info', 'republish', { peer: this.peer, seqs: again.map((record) => record.seq) });
-        // A fresh token (new IV) so that sync tools see new content even at the same size.
-        await this.ctx.relay.publish(
-          this.peer,
-          again.map((record) => ({ name: messageName(record.seq), data: encodeEnvelope(this.ctx.key, record) })),
-        );
-      }
-    });
-    return { through: ack.through, resend: ack.resend };
+    }
   }
 
   /** The highest sequence number sent so far (0 when none). */

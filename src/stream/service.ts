@@ -14,7 +14,8 @@ import type { MessageSender } from './sender.js';
 
 /** Something that consumes part of a peer's incoming folder (messages, file transfers). */
 export interface IncomingHandler {
-  handle(peer: PeerId, names: readonly string[]): Promise<void>;
+  /** Returns true when it stopped short (a batch limit) and wants another pass at once. */
+  handle(peer: PeerId, names: readonly string[]): Promise<boolean | undefined | void>;
 }
 
 export interface ServiceOptions {
@@ -54,6 +55,7 @@ export async function runService(ctx: PeerContext, feed: ChangeFeed, options: Se
   try {
     while (!signal.aborted) {
       let failed = false;
+      const again = new Set<PeerId>();
       try {
         const peers = everyone ? (await ctx.relay.peers()).filter((p) => p !== ctx.self) : [...dirty];
         everyone = false;
@@ -67,7 +69,9 @@ export async function runService(ctx: PeerContext, feed: ChangeFeed, options: Se
             seen.set(peer, signature);
             await responder.poll(peer, names);
             if (names.includes(ACK_NAME)) await options.senderFor(peer).processAck();
-            for (const handler of options.handlers) await handler.handle(peer, names);
+            for (const handler of options.handlers) {
+              if ((await handler.handle(peer, names)) === true) again.add(peer);
+            }
           } catch (error) {
             if (!isDmpError(error) || isFatal(error) || RELAY_WIDE.has(error.code)) throw error;
             options.onError?.(error, peer);
@@ -86,6 +90,10 @@ export async function runService(ctx: PeerContext, feed: ChangeFeed, options: Se
         continue;
       }
       backoffMs = 0;
+      if (again.size > 0) {
+        for (const peer of again) dirty.add(peer);
+        continue;
+      }
       await wakeup.wait(options.idleMs ?? 1000, signal);
       // Rescan ticks poke every subscriber without naming an owner: look at everyone then.
       if (dirty.size === 0) everyone = true;

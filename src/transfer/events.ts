@@ -3,7 +3,18 @@ export type TransferEvent =
   | { event: 'offer'; peer: string; file: string; tid: string; total: number; resumed: boolean }
   | { event: 'progress'; peer: string; file: string; tid: string; bytes: number; total: number }
   | { event: 'waiting'; peer: string; file: string; tid: string; reason: string }
-  | { event: 'done'; peer: string; file: string; tid: string; path?: string; bytes: number; sha256: string }
+  | {
+      event: 'done';
+      peer: string;
+      file: string;
+      tid: string;
+      /** Receiver: where the file landed. */
+      path?: string;
+      bytes: number;
+      sha256: string;
+      /** Sender: bytes it wrote into the relay for this file in this run. */
+      relayBytes?: number;
+    }
   | { event: 'failed'; peer: string; file: string; tid: string; reason: string }
   | { event: 'skipped'; peer: string; file: string; reason: string };
 

@@ -166,6 +166,8 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
+  /** Bytes this run wrote into the relay (offer and chunks, resends included). */
+  private relayBytes = 0;
   private status: Status | undefined;
   private handle: FileHandle | undefined;
   private readonly wakeup;
@@ -277,6 +279,7 @@ class OutgoingTransfer {
         tid: state.tid,
         bytes: state.size,
         sha256,
+        relayBytes: this.relayBytes,
       });
       return { tid: state.tid, bytes: state.size, sha256 };
     } finally {
@@ -336,6 +339,7 @@ class OutgoingTransfer {
     await this.withinQuota(token.length, () =>
       ctx.relay.publish(state.peer, [{ name: chunkName(state.tid, index), data: token }], { durable: false }),
     );
+    this.relayBytes += token.length;
     this.inRelay.add(index);
     this.resend.delete(index);
   }

@@ -211,13 +211,18 @@ export async function makePeers(): Promise<Peers> {
   const relay = join(root, 'relay');
   const alice = join(root, 'home-alice');
   const bob = join(root, 'home-bob');
-  await mkdir(relay);
-  const first = await runDmp(['init', '--relay', relay, '--id', 'alice'], { home: alice });
-  if (first.code !== 0) throw new Error(`init alice failed: ${describeResult(first)}`);
-  const key = first.stdout.trim();
-  if (!/^[A-Za-z0-9_-]{43}=$/.test(key)) throw new Error(`init alice printed no key: ${describeResult(first)}`);
-  // `--key=KEY`: one key in 64 starts with '-', which yargs would take for options after `--key KEY`.
-  const second = await runDmp(['init', '--relay', relay, '--id', 'bob', `--key=${key}`], { home: bob });
-  if (second.code !== 0) throw new Error(`init bob failed: ${describeResult(second)}`);
-  return { root, relay, key, alice, bob, cleanup: () => removeTree(root) };
+  try {
+    await mkdir(relay);
+    const first = await runDmp(['init', '--relay', relay, '--id', 'alice'], { home: alice });
+    if (first.code !== 0) throw new Error(`init alice failed: ${describeResult(first)}`);
+    const key = first.stdout.trim();
+    if (!/^[A-Za-z0-9_-]{43}=$/.test(key)) throw new Error(`init alice printed no key: ${describeResult(first)}`);
+    // `--key=KEY`: one key in 64 starts with '-', which yargs would take for options after `--key KEY`.
+    const second = await runDmp(['init', '--relay', relay, '--id', 'bob', `--key=${key}`], { home: bob });
+    if (second.code !== 0) throw new Error(`init bob failed: ${describeResult(second)}`);
+    return { root, relay, key, alice, bob, cleanup: () => removeTree(root) };
+  } catch (error) {
+    await removeTree(root);
+    throw error;
+  }
 }

@@ -14,7 +14,6 @@ import { seededRandom } from '../../src/util/random.js';
 
 const MAX_COMPONENT_BYTES = 200;
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: detecting them is the point
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 

@@ -225,7 +225,11 @@ async function assertReceived(world: World, name: string, data: Buffer, source?:
   assert.equal(sha256(got), sha256(data), `${name} differs from what was sent`);
   if (source) {
     const [a, b] = await Promise.all([stat(source), stat(path)]);
-    assert.equal(Math.floor(b.mtimeMs), Math.floor(a.mtimeMs), `${name}: mtime not kept (${b.mtime.toISOString()}, sent ${a.mtime.toISOString()})`);
+    assert.equal(
+      Math.floor(b.mtimeMs),
+      Math.floor(a.mtimeMs),
+      `${name}: mtime not kept (${b.mtime.toISOString()}, sent ${a.mtime.toISOString()})`,
+    );
   }
 }
 
@@ -367,7 +371,10 @@ describe('DFTP over a simulated sync', () => {
 
       await assertReceived(world, 'empty.txt', Buffer.alloc(0), empty);
       await assertReceived(world, 'one.bin', Buffer.from([0x2a]), one);
-      assert.deepEqual(sent.map((result) => result.sha256).sort(), [sha256(Buffer.alloc(0)), sha256(Buffer.from([0x2a]))].sort());
+      assert.deepEqual(
+        sent.map((result) => result.sha256).sort(),
+        [sha256(Buffer.alloc(0)), sha256(Buffer.from([0x2a]))].sort(),
+      );
       assert.deepEqual(
         doneEvents(received)
           .map((event) => [event.file, event.bytes])
@@ -512,6 +519,8 @@ describe('DFTP over a simulated sync', () => {
         bob.close();
       }
       // Sending the changed file again starts a new transfer and delivers the new content.
+      // (A fixed mtime: the mtime test below checks mtimes on their own.)
+      await utimes(source, new Date('2021-03-04T05:06:07.891Z'), new Date('2021-03-04T05:06:07.891Z'));
       const now = await readFile(source);
       const again = await world.exchange([source], 1);
       assert.equal(again.senderEvents.find((event) => event.event === 'offer')?.resumed, false);
@@ -552,12 +561,15 @@ describe('DFTP over a simulated sync', () => {
         onEvent: (event) => receiverEvents.push(event),
       });
       try {
-        await assert.rejects(alice.sendFiles('bob', [source], { blockSize: BLOCK, signal: controller.signal }), (error: unknown) => {
-          assert.ok(error instanceof DmpError, String(error));
-          assert.equal(error.code, 'TRANSFER_FAILED', error.message);
-          assert.match(error.message, /checksum/);
-          return true;
-        });
+        await assert.rejects(
+          alice.sendFiles('bob', [source], { blockSize: BLOCK, signal: controller.signal }),
+          (error: unknown) => {
+            assert.ok(error instanceof DmpError, String(error));
+            assert.equal(error.code, 'TRANSFER_FAILED', error.message);
+            assert.match(error.message, /checksum/);
+            return true;
+          },
+        );
         assert.ok(forged, 'no chunk was forged');
         assert.ok(!controller.signal.aborted, 'timed out');
         const failed = receiverEvents.find((event) => event.event === 'failed');
@@ -616,7 +628,11 @@ describe('DFTP over a simulated sync', () => {
         bob.close();
       }
       const partials = (await listTree(world.out)).filter((name) => name.endsWith('.dftp-part'));
-      assert.equal(partials.length, 1, `expected one partial file, out holds ${JSON.stringify(await listTree(world.out))}`);
+      assert.equal(
+        partials.length,
+        1,
+        `expected one partial file, out holds ${JSON.stringify(await listTree(world.out))}`,
+      );
 
       // Second run, new processes: count what alice publishes.
       let published = 0;
@@ -636,6 +652,36 @@ describe('DFTP over a simulated sync', () => {
       await assertReceived(world, 'resumable.bin', data, source);
       assert.deepEqual(await listTree(world.out), ['resumable.bin']);
       world.assertQuotaKept();
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('modification times are kept to the millisecond, sub-millisecond ones included (seed 6111)', async () => {
+    const world = await new World({ seed: 6111, ...HAZARDS }).init();
+    try {
+      // mtimes in seconds, as utimes takes them; real files have sub-millisecond parts.
+      const mtimes: [string, number][] = [
+        ['whole-ms.txt', 1_614_834_367.891],
+        ['sub-ms-a.txt', 1_795_291_079.9615],
+        ['sub-ms-b.txt', 1_709_210_096.7895],
+        ['end-of-1999.txt', 946_684_799.999],
+        ['nov-2026.txt', 1_795_291_079.961],
+      ];
+      const paths: string[] = [];
+      for (const [name, seconds] of mtimes) {
+        const path = await world.source(name, Buffer.from(name));
+        await utimes(path, seconds, seconds);
+        paths.push(path);
+      }
+      await world.exchange(paths, mtimes.length);
+      const wrong: string[] = [];
+      for (const [name] of mtimes) {
+        const [sent, got] = await Promise.all([stat(join(world.src, name)), stat(join(world.out, name))]);
+        if (Math.floor(got.mtimeMs) !== Math.floor(sent.mtimeMs))
+          wrong.push(`${name}: sent ${sent.mtimeMs}, got ${got.mtimeMs}`);
+      }
+      assert.deepEqual(wrong, [], 'mtimes not kept to the millisecond');
     } finally {
       await world.close();
     }
