@@ -59,7 +59,12 @@ async function main(): Promise<void> {
     run(dmp, alice, ['ping', 'bob', '-c', '3', '-i', '0.2']);
 
     say('alice sends three messages and waits for bob to acknowledge them');
-    run(dmp, alice, ['send', 'bob', '--lines', '--wait', '--timeout', '30'], 'hello bob\nthis travels as files\nno server involved\n');
+    run(
+      dmp,
+      alice,
+      ['send', 'bob', '--lines', '--wait', '--timeout', '30'],
+      'hello bob\nthis travels as files\nno server involved\n',
+    );
     if ((await listener.done) !== 0) throw new Error('bob did not get the messages');
 
     const file = join(base, 'holiday.bin');

@@ -109,7 +109,7 @@ export class Peer {
   static async open(options: PeerOptions): Promise<Peer> {
     const self = parsePeerId(options.id, 'id');
     const key: FernetKey = parseKey(options.key);
-    const home = new HomeLayout(options.home);
+    const home = new HomeLayout(options.home, self);
     const logger = options.logger ?? silentLogger;
     await mkdir(options.home, { recursive: true });
     let relay: RelayStorage;

@@ -45,13 +45,7 @@ export function joinOptionValues(args: string[]): string[] {
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] ?? '';
     const value = args[i + 1];
-    if (
-      VALUE_OPTIONS.has(arg) &&
-      value !== undefined &&
-      value.startsWith('-') &&
-      value !== '-' &&
-      !value.startsWith('--')
-    ) {
+    if (VALUE_OPTIONS.has(arg) && value?.startsWith('-') && value !== '-' && !value.startsWith('--')) {
       joined.push(`${arg}=${value}`);
       i += 1;
     } else joined.push(arg);
@@ -77,7 +71,6 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
 
 /** Never print control characters (terminal escapes) from names or messages to a terminal. */
 export function sanitize(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
   return text.replace(
     /[\u0000-\u001f\u007f-\u009f]/g,
     (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`,

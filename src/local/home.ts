@@ -3,8 +3,8 @@
  * on one machine.
  *
  *   <home>/config.json                   written by `dmp init`
- *   <home>/state/streams/<peer>/...      message stream state, logs and inbox per peer
- *   <home>/state/transfers/...           DFTP sender and receiver state
+ *   <home>/state/<self>/streams/<peer>/  message stream state, logs and inbox per peer
+ *   <home>/state/<self>/transfers/...    DFTP sender and receiver state
  *   <home>/locks/...                     proper-lockfile locks between local processes
  *   <home>/tmp/                          staging for relay files when on the relay's file system
  *   <home>/inbox/<peer>/                 files the daemon received from that peer
@@ -16,7 +16,14 @@ import { join } from 'node:path';
 import type { PeerId } from '../util/peer-id.js';
 
 export class HomeLayout {
-  constructor(readonly root: string) {}
+  /**
+   * Stream and transfer state is kept under this peer's own id, so a home used once with
+   * another --id can never mix two peers' sequence numbers.
+   */
+  constructor(
+    readonly root: string,
+    readonly self: PeerId | '' = '',
+  ) {}
 
   get config(): string {
     return join(this.root, 'config.json');
@@ -27,11 +34,11 @@ export class HomeLayout {
   }
 
   stream(peer: PeerId, file: string): string {
-    return join(this.root, 'state', 'streams', peer, file);
+    return join(this.root, 'state', this.self, 'streams', peer, file);
   }
 
   transfers(...parts: string[]): string {
-    return join(this.root, 'state', 'transfers', ...parts);
+    return join(this.root, 'state', this.self, 'transfers', ...parts);
   }
 
   folder(kind: 'inbox' | 'outbox' | 'sent' | 'failed', peer?: PeerId): string {

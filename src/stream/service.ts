@@ -15,7 +15,7 @@ import type { MessageSender } from './sender.js';
 /** Something that consumes part of a peer's incoming folder (messages, file transfers). */
 export interface IncomingHandler {
   /** Returns true when it stopped short (a batch limit) and wants another pass at once. */
-  handle(peer: PeerId, names: readonly string[]): Promise<boolean | undefined | void>;
+  handle(peer: PeerId, names: readonly string[]): Promise<boolean>;
 }
 
 export interface ServiceOptions {

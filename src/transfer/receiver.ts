@@ -82,6 +82,11 @@ interface Incoming {
 export class TransferReceiver implements IncomingHandler {
   private readonly transfers = new Map<string, Incoming>();
   private readonly outFor: (peer: PeerId) => string;
+  /** Offers that failed, by peer/tid, with the version that failed: read again once it changes. */
+  private readonly rejectedOffers = new Map<string, string>();
+  private readonly authFailures = new Map<PeerId, number>();
+  /** Peers at least one of whose files authenticated: their failures are glitches, not keys. */
+  private readonly trusted = new Set<PeerId>();
 
   constructor(
     private readonly ctx: PeerContext,
@@ -95,8 +100,8 @@ export class TransferReceiver implements IncomingHandler {
     return this.ctx.home.transfers('in', `${peer}-${tid}.json`);
   }
 
-  async handle(peer: PeerId, names: readonly string[]): Promise<void> {
-    if (this.options.from !== undefined && peer !== this.options.from) return;
+  async handle(peer: PeerId, names: readonly string[]): Promise<boolean> {
+    if (this.options.from !== undefined && peer !== this.options.from) return false;
     const offers = new Set<string>();
     const chunks = new Map<string, number[]>();
     for (const name of names) {
@@ -129,6 +134,7 @@ export class TransferReceiver implements IncomingHandler {
       await this.publishStatus(incoming, ignored && this.ctx.clock.now() - incoming.lastStatusAt >= STATUS_REPEAT_MS);
     }
     await this.collectGarbage(peer, offers);
+    return false;
   }
 
   /** The transfer's state: from memory, from DMP_HOME after a restart, or from a new offer. */
@@ -145,14 +151,24 @@ export class TransferReceiver implements IncomingHandler {
         offer = decodeOffer(this.ctx.key, read.data, peer, this.ctx.self, tid);
       } catch (error) {
         if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
+        if (this.rejectedOffers.get(key) === read.version) return undefined;
+        this.rejectedOffers.set(key, read.version);
         this.ctx.logger.log('warn', 'offer-rejected', { peer, file: offerName(tid), reason: error.message });
+        // One damaged offer is a sync glitch (the sender publishes it again); two failing files
+        // from a peer none of whose files ever authenticated is a key mismatch.
         if (isDmpError(error, 'AUTH')) {
-          throw new DmpError('AUTH', `cannot authenticate the offer from ${peer}: wrong relay key?`, {
-            data: { peer },
-          });
+          const failures = (this.authFailures.get(peer) ?? 0) + 1;
+          this.authFailures.set(peer, failures);
+          if (failures >= 2 && !this.trusted.has(peer)) {
+            throw new DmpError('AUTH', `cannot authenticate the offer from ${peer}: wrong relay key?`, {
+              data: { peer },
+            });
+          }
         }
         return undefined;
       }
+      this.trusted.add(peer);
+      this.rejectedOffers.delete(key);
       const parts = safeRelativePath(offer.name);
       const out = this.outFor(peer);
       const target = resolveInside(out, parts);
@@ -338,7 +354,8 @@ export class TransferReceiver implements IncomingHandler {
       this.options.onEvent?.({ event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason });
       return;
     }
-    await utimes(state.partial, new Date(), new Date(state.offer.mtimeMs));
+    // Seconds as a number keep the sub-millisecond part that a Date would drop.
+    await utimes(state.partial, Date.now() / 1000, state.offer.mtimeMs / 1000);
     const target = resolveInside(state.out, state.parts);
     state.path = await this.place(state.partial, target);
     await syncDirectory(dirname(state.path));

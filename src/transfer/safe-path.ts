@@ -14,18 +14,37 @@ const MAX_COMPONENT_BYTES = 200;
 export function safeComponent(raw: string): string {
   let name = raw.normalize('NFC');
   // Terminal escape sequences first (ESC [ ... letter), then every other control character.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
   name = name.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
   name = name.replace(/[/\\:*?"<>|]/g, '_');
   name = name.replace(/[. ]+$/, '').replace(/^ +/, '');
   if (name === '' || name === '.' || name === '..' || /^\.+$/.test(name)) name = 'unnamed';
   if (RESERVED.test(name)) name = `_${name}`;
-  while (Buffer.byteLength(name, 'utf8') > MAX_COMPONENT_BYTES) {
-    const ext = extname(name).slice(0, 16);
-    const stem = name.slice(0, name.length - ext.length);
-    name = `${stem.slice(0, Math.max(1, stem.length - 8))}${ext}`;
-  }
+  if (Buffer.byteLength(name, 'utf8') > MAX_COMPONENT_BYTES) name = shorten(name);
   return name;
+}
+
+/**
+ * Cuts a name to MAX_COMPONENT_BYTES of UTF-8, keeping a short extension, cutting whole code
+ * points (never half a surrogate pair) and never leaving a trailing dot or space.
+ */
+function shorten(name: string): string {
+  const dot = name.lastIndexOf('.');
+  const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
+  const stem = Array.from(name.slice(0, name.length - ext.length));
+  const budget = MAX_COMPONENT_BYTES - Buffer.byteLength(ext, 'utf8');
+  let bytes = 0;
+  let keep = 0;
+  for (const char of stem) {
+    const size = Buffer.byteLength(char, 'utf8');
+    if (bytes + size > budget) break;
+    bytes += size;
+    keep += 1;
+  }
+  const cut = stem
+    .slice(0, keep)
+    .join('')
+    .replace(/[. ]+$/, '');
+  return `${cut === '' ? 'unnamed' : cut}${ext}`;
 }
 
 /** Splits a sender's relative path on / and \, cleans each component, drops empty and dot ones. */

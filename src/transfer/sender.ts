@@ -25,6 +25,9 @@ import { decodeStatus, encodeOffer, type Offer, type Status } from './control.js
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
 
+/** How long an offer may go without any status before it is published again, ms. */
+const OFFER_REPEAT_MS = 30_000;
+
 /** Header and Fernet framing added to each block; the quota must hold one block plus this. */
 export const CHUNK_OVERHEAD = 1024;
 
@@ -166,6 +169,9 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
+  private statusAuthFailures = 0;
+  /** When the offer was last published: it is published again while no status ever came. */
+  private offerAt = 0;
   /** Bytes this run wrote into the relay (offer and chunks, resends included). */
   private relayBytes = 0;
   private status: Status | undefined;
@@ -217,20 +223,7 @@ class OutgoingTransfer {
         total: state.size,
         resumed: state.resumed ?? false,
       });
-      if (!present.includes(offerName(state.tid))) {
-        const offer: Offer = {
-          tid: state.tid,
-          name: state.name,
-          size: state.size,
-          mtimeMs: state.mtimeMs,
-          blockSize: state.blockSize,
-          count: this.plan.count,
-        };
-        const data = encodeOffer(ctx.key, ctx.self, state.peer, offer, ctx.clock.now());
-        await this.withinQuota(data.length, () =>
-          ctx.relay.publish(state.peer, [{ name: offerName(state.tid), data }]),
-        );
-      }
+      if (!present.includes(offerName(state.tid))) await this.publishOffer();
       await this.readStatus();
       for (let index = 0; index < this.plan.count; index += 1) {
         if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
@@ -286,6 +279,22 @@ class OutgoingTransfer {
       this.unsubscribe();
       await this.handle?.close();
     }
+  }
+
+  private async publishOffer(): Promise<void> {
+    const { ctx, state } = this;
+    const offer: Offer = {
+      tid: state.tid,
+      name: state.name,
+      size: state.size,
+      mtimeMs: state.mtimeMs,
+      blockSize: state.blockSize,
+      count: this.plan.count,
+    };
+    const data = encodeOffer(ctx.key, ctx.self, state.peer, offer, ctx.clock.now());
+    await this.withinQuota(data.length, () => ctx.relay.publish(state.peer, [{ name: offerName(state.tid), data }]));
+    this.relayBytes += data.length;
+    this.offerAt = ctx.clock.now();
   }
 
   /** Publishes again the chunks below `limit` that the receiver asked for. */
@@ -370,26 +379,32 @@ class OutgoingTransfer {
   private async readStatus(): Promise<void> {
     const { ctx, state } = this;
     const read = await ctx.relay.read(state.peer, ctx.self, statusName(state.tid));
+    if (read === undefined && this.status === undefined && this.offerAt > 0) {
+      // No word from the receiver yet: it may not run, or our offer reached it damaged.
+      if (ctx.clock.now() - this.offerAt > OFFER_REPEAT_MS) await this.publishOffer();
+      return;
+    }
     if (read === undefined || read.version === this.lastStatusVersion) return;
     this.lastStatusVersion = read.version;
     let status: Status;
     try {
       status = decodeStatus(ctx.key, read.data, state.peer, ctx.self, state.tid);
     } catch (error) {
-      if (isDmpError(error, 'AUTH')) {
+      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
+      // One damaged status is a sync glitch (the receiver publishes it again); two versions
+      // failing with none ever read is a key mismatch.
+      if (isDmpError(error, 'AUTH')) this.statusAuthFailures += 1;
+      if (this.statusAuthFailures >= 2 && this.status === undefined) {
         throw new DmpError('AUTH', `cannot authenticate the status from ${state.peer}: wrong relay key?`, {
           cause: error,
         });
       }
-      if (isDmpError(error, 'PROTOCOL')) {
-        ctx.logger.log('warn', 'status-rejected', {
-          peer: state.peer,
-          file: statusName(state.tid),
-          reason: error.message,
-        });
-        return;
-      }
-      throw error;
+      ctx.logger.log('warn', 'status-rejected', {
+        peer: state.peer,
+        file: statusName(state.tid),
+        reason: error.message,
+      });
+      return;
     }
     this.status = status;
     const have = fromRanges(status.have);
