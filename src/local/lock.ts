@@ -3,7 +3,7 @@
  * one daemon). proper-lockfile is sound on a local disk but not across machines, so locks live
  * in DMP_HOME and never in the relay.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DmpError } from '../errors.js';
@@ -24,10 +24,9 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   const waitMs = options.waitMs ?? 30_000;
   const logger = options.logger ?? silentLogger;
   await mkdir(dirname(path), { recursive: true });
-  let release: () => Promise<void>;
-  try {
+  const take = () =>
     // proper-lockfile tracks locks per target path in-process, so each lock gets its own target.
-    release = await lockfile.lock(path, {
+    lockfile.lock(path, {
       lockfilePath: `${path}.lock`,
       realpath: false,
       stale: 10_000,
@@ -37,21 +36,52 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       // machine slept past `stale`) is logged; the state it guards is written atomically anyway.
       onCompromised: (error) => logger.log('warn', 'lock-compromised', { path, error: error.message }),
     });
+  let release: () => Promise<void>;
+  try {
+    release = await take();
   } catch (error) {
-    if ((error as { code?: string }).code === 'ELOCKED') {
-      const holder = await readFile(`${path}.pid`, 'utf8').catch(() => '');
-      const who = holder.trim() ? ` (pid ${holder.trim()})` : '';
-      throw new DmpError('LOCKED', `${options.purpose ?? 'another process'} is already running${who}`, {
-        data: { path, pid: Number(holder.trim()) || undefined },
-        cause: error,
-      });
+    if ((error as { code?: string }).code !== 'ELOCKED') {
+      throw new DmpError('IO', `cannot lock ${path}: ${(error as Error).message}`, { cause: error });
     }
-    throw new DmpError('IO', `cannot lock ${path}: ${(error as Error).message}`, { cause: error });
+    const pid = Number((await readFile(`${path}.pid`, 'utf8').catch(() => '')).trim()) || undefined;
+    // The holder of a long-held lock (a receiver, the daemon) was killed: its lock would only go
+    // stale after 10 s, but a process that does not exist holds nothing. DMP_HOME is local, so
+    // the pid is ours to check. Short locks just wait for staleness: between two holders the
+    // pid file can name the previous one.
+    if (waitMs <= 0 && pid !== undefined && pid !== process.pid && !isAlive(pid)) {
+      logger.log('info', 'lock-recovered', { path, deadPid: pid });
+      await rm(`${path}.lock`, { recursive: true, force: true });
+      try {
+        release = await take();
+      } catch (retryError) {
+        throw lockedError(path, options, undefined, retryError);
+      }
+    } else {
+      throw lockedError(path, options, pid, error);
+    }
   }
-  await writeFile(`${path}.pid`, `${process.pid}\n`).catch(() => {});
+  if (waitMs <= 0) await writeFile(`${path}.pid`, `${process.pid}\n`).catch(() => {});
   return async () => {
     await release().catch(() => {});
   };
+}
+
+function lockedError(path: string, options: LockOptions, pid: number | undefined, cause: unknown): DmpError {
+  const who = pid ? ` (pid ${pid})` : '';
+  return new DmpError('LOCKED', `${options.purpose ?? 'another process'} is already running${who}`, {
+    data: { path, pid },
+    cause,
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as { code?: string }).code === 'EPERM';
+  }
 }
 
 /** Runs `fn` holding the lock. */

@@ -4,7 +4,7 @@
  * killed in the hooks, whatever happens.
  */
 import assert from 'node:assert/strict';
-import { mkdir, open, readFile, stat, statfs, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
@@ -253,6 +253,42 @@ describe('dftp send and receive', () => {
         `the rerun wrote ${relayBytes} bytes into the relay though bob had ${before}`,
       );
     }
+  });
+
+  test('a source that changes during the send: exit 1 with a one-line reason; the receiver drops its partial', {
+    timeout: 120_000,
+  }, async () => {
+    const p = await peers();
+    const file = join(p.root, 'growing.log');
+    await writeRandomFile(file, 64 * MiB);
+    const out = join(p.root, 'out');
+    const receiver = bgDftp(receiveArgs(out, '--json'), { home: p.bob, timeoutMs: 100_000 });
+    const sender = bgDftp(['send', 'bob', file, '-bs', '1m', '--quota', '4m'], { home: p.alice, timeoutMs: 100_000 });
+    await waitFor(
+      async () => (await listTree(out)).some((name) => name.endsWith('.dftp-part')),
+      60_000,
+      'the transfer to start',
+      () => describeBackground(sender),
+    );
+    await appendFile(file, 'one more line\n');
+    const sent = await sender.done;
+    assertExit(sent, 1);
+    assert.deepEqual(stackLines(sent.stderr), [], describeResult(sent));
+    assert.match(lines(sent.stderr).at(-1) ?? '', /changed while it was being sent/, describeResult(sent));
+    // The sender withdrew the transfer: bob drops the partial and reports the failure.
+    await waitFor(
+      async () =>
+        (await listTree(out)).length === 0 &&
+        completeJsonLines<Event>(receiver.stdout()).some((event) => event.event === 'failed'),
+      30_000,
+      'bob to drop the withdrawn transfer',
+      () => describeBackground(receiver),
+    );
+    assert.deepEqual(
+      (await listTree(join(p.relay, 'alice'))).filter((name) => /(offer|chunk)-/.test(name)),
+      [],
+    );
+    assert.ok(receiver.running(), `the receiver stopped: ${describeBackground(receiver)}`);
   });
 
   test('hostile and Unicode names arrive inside out with clean names; no raw escape reaches the terminal', {

@@ -13,6 +13,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from '
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { describe, test } from 'node:test';
+import { type Clock, systemClock } from '../../src/clock.js';
 import { decrypt, encrypt, generateKey, parseKey } from '../../src/crypto/fernet.js';
 import { DmpError } from '../../src/errors.js';
 import { Peer } from '../../src/peer.js';
@@ -123,13 +124,14 @@ class World {
     return dir;
   }
 
-  async alice(): Promise<Peer> {
+  async alice(clock?: Clock): Promise<Peer> {
     const peer = await Peer.open({
       relay: new MemoryRelay(this.a, ALICE),
       id: 'alice',
       key: this.key,
       home: this.aliceHome,
       quota: QUOTA,
+      ...(clock ? { clock } : {}),
     });
     this.peers.push(peer);
     return peer;
@@ -160,8 +162,12 @@ class World {
    * alice sends `paths` while bob receives `count` files; both must finish. A stuck exchange is
    * aborted after SCENARIO_MS and fails.
    */
-  async exchange(paths: string[], count: number, options: { overwrite?: boolean } = {}): Promise<Exchange> {
-    const alice = await this.alice();
+  async exchange(
+    paths: string[],
+    count: number,
+    options: { overwrite?: boolean; aliceClock?: Clock } = {},
+  ): Promise<Exchange> {
+    const alice = await this.alice(options.aliceClock);
     const bob = await this.bob();
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), SCENARIO_MS);
@@ -182,11 +188,15 @@ class World {
         onEvent: (event) => senderEvents.push(event),
       });
       // Whichever side fails stops the other, and both are over before the homes are removed.
+      // The first failure is the one reported (the other side then fails as cancelled).
+      let firstFailure: { error: unknown } | undefined;
       const stopOnFailure = (error: unknown) => {
+        firstFailure ??= { error };
         controller.abort();
         throw error;
       };
       const [sent, received] = await Promise.allSettled([sending.catch(stopOnFailure), receiving.catch(stopOnFailure)]);
+      if (firstFailure) throw firstFailure.error;
       if (sent.status === 'rejected') throw sent.reason;
       if (received.status === 'rejected') throw received.reason;
       assert.ok(!controller.signal.aborted, `the exchange did not finish in ${SCENARIO_MS} ms`);
@@ -240,6 +250,15 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A clock that runs `speed` times faster than the real one (now and sleep alike). */
+function fastClock(speed: number): Clock {
+  const start = Date.now();
+  return {
+    now: () => start + (Date.now() - start) * speed,
+    sleep: (ms, signal) => systemClock.sleep(ms / speed, signal),
+  };
 }
 
 function doneEvents(events: TransferEvent[]): Extract<TransferEvent, { event: 'done' }>[] {
@@ -686,4 +705,58 @@ describe('DFTP over a simulated sync', () => {
       await world.close();
     }
   });
+
+  test('a damaged copy of the offer does not stop the receiver: the file still arrives (seed 6212)', async () => {
+    const world = await new World({ seed: 6212, ...HAZARDS }).init();
+    const unhook = damageFirstCopy(world.b, /^alice\/bob\/offer-[0-9a-f]{16}\.dmp$/);
+    try {
+      const data = randomData(6212, 300 * KiB);
+      const source = await world.source('offered.bin', data);
+      // The sender publishes an offer again after 30 s without an answer: its clock runs 20x here.
+      await world.exchange([source], 1, { aliceClock: fastClock(20) });
+      await assertReceived(world, 'offered.bin', data, source);
+      assert.equal(unhook(), 1, 'no offer was damaged: the test proved nothing');
+    } finally {
+      unhook();
+      await world.close();
+    }
+  });
+
+  test('a damaged copy of a status does not fail the sender: the file still arrives (seed 6313)', async () => {
+    const world = await new World({ seed: 6313, ...HAZARDS }).init();
+    const unhook = damageFirstCopy(world.a, /^bob\/alice\/status-[0-9a-f]{16}\.dmp$/);
+    try {
+      const data = randomData(6313, 300 * KiB);
+      const source = await world.source('status.bin', data);
+      await world.exchange([source], 1);
+      await assertReceived(world, 'status.bin', data, source);
+      assert.equal(unhook(), 1, 'no status was damaged: the test proved nothing');
+    } finally {
+      unhook();
+      await world.close();
+    }
+  });
 });
+
+/**
+ * Damages the first copy of a file matching `pattern` that the sync brings into `replica` (one
+ * letter of the Fernet text changes case), as a sync engine or a disk might. Returns an unhook
+ * function that says how many files were damaged.
+ */
+function damageFirstCopy(replica: RelayReplica, pattern: RegExp): () => number {
+  let damaged = 0;
+  const unsubscribe = replica.subscribe((path, local) => {
+    const stored = replica.files.get(path);
+    if (local || damaged > 0 || !stored || !pattern.test(path)) return;
+    const copy = Buffer.from(stored.data);
+    let at = copy.length >> 1;
+    while (at < copy.length && !/[A-Za-z]/.test(String.fromCharCode(copy[at] ?? 0))) at += 1;
+    copy[at] = (copy[at] ?? 0) ^ 0x20;
+    damaged += 1;
+    replica.put(path, copy, false);
+  });
+  return () => {
+    unsubscribe();
+    return damaged;
+  };
+}
