@@ -3,6 +3,7 @@
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { type Clock, systemClock } from './clock.js';
+import { CryptoPool } from './crypto/crypto-pool.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
@@ -135,12 +136,14 @@ export class Peer {
       clock: options.clock ?? systemClock,
       logger,
       quota: options.quota ?? DEFAULT_QUOTA,
+      cryptoPool: new CryptoPool(),
     });
   }
 
   /** Stops watchers; the Peer cannot be used afterwards. */
   close(): void {
     this.closer.abort();
+    this.ctx.cryptoPool.close();
   }
 
   get feed(): ChangeFeed {

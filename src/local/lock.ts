@@ -4,7 +4,7 @@
  * in DMP_HOME and never in the relay.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DmpError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -31,7 +31,10 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       realpath: false,
       stale: 10_000,
       update: 2_000,
-      retries: waitMs <= 0 ? 0 : { retries: Math.ceil(waitMs / 50), factor: 1, minTimeout: 5, maxTimeout: 50 },
+      // Quick first retries for the usual short wait, then 100 ms apart until waitMs has passed:
+      // long enough for a lock left by a killed process to go stale (10 s) and be taken over.
+      retries:
+        waitMs <= 0 ? 0 : { retries: Math.ceil(waitMs / 100) + 10, factor: 1.5, minTimeout: 5, maxTimeout: 100 },
       // The default throws inside a timer and kills the process. A compromised lock (the
       // machine slept past `stale`) is logged; the state it guards is written atomically anyway.
       onCompromised: (error) => logger.log('warn', 'lock-compromised', { path, error: error.message }),
@@ -68,7 +71,8 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
 
 function lockedError(path: string, options: LockOptions, pid: number | undefined, cause: unknown): DmpError {
   const who = pid ? ` (pid ${pid})` : '';
-  return new DmpError('LOCKED', `${options.purpose ?? 'another process'} is already running${who}`, {
+  const purpose = options.purpose ?? `another process holding the lock ${basename(path)}`;
+  return new DmpError('LOCKED', `${purpose} is already running${who}`, {
     data: { path, pid },
     cause,
   });

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { CryptoPool } from '../crypto/crypto-pool.js';
 import type { FernetKey } from '../crypto/fernet.js';
 import type { HomeLayout } from '../local/home.js';
 import type { Logger } from '../log.js';
@@ -15,4 +16,6 @@ export interface PeerContext {
   readonly logger: Logger;
   /** Bytes this peer may hold in its relay folder, messages and chunks together. */
   readonly quota: number;
+  /** A worker thread for the bulk crypto of file chunks. */
+  readonly cryptoPool: CryptoPool;
 }

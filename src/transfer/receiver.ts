@@ -15,7 +15,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { type FileHandle, link, mkdir, open, rename, statfs, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { decrypt } from '../crypto/fernet.js';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { PeerContext } from '../stream/context.js';
@@ -34,6 +33,9 @@ import { decodeOffer, encodeStatus, type Offer, type Status, type TransferState 
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
 import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
+
+/** Chunks read and decrypted ahead of the one being written. */
+const READ_AHEAD = 3;
 
 /** How often a status the sender seems not to have seen is published again, ms. */
 const STATUS_REPEAT_MS = 5000;
@@ -235,9 +237,19 @@ export class TransferReceiver implements IncomingHandler {
     if (incoming.hash === undefined && incoming.hashedIndex === 0 && incoming.have.size === 0) {
       incoming.hash = createHash('sha256');
     }
+    // Up to READ_AHEAD chunks are read and decrypted (in the crypto worker) while the main
+    // thread writes and hashes the one before.
+    const reads = new Map<number, Promise<Buffer | undefined>>();
+    const startRead = (position: number) => {
+      const index = wanted[position];
+      if (index !== undefined) reads.set(position, this.readChunk(incoming, index));
+    };
+    for (let position = 0; position < READ_AHEAD; position += 1) startRead(position);
     try {
-      for (const index of wanted) {
-        const data = await this.readChunk(incoming, index);
+      for (const [position, index] of wanted.entries()) {
+        const data = await reads.get(position);
+        reads.delete(position);
+        startRead(position + READ_AHEAD);
         if (!data) continue;
         try {
           await handle.write(data, 0, data.length, chunkRange(plan, index).offset);
@@ -260,6 +272,8 @@ export class TransferReceiver implements IncomingHandler {
       for (const index of added) incoming.have.add(index);
       await this.extendHash(incoming, handle);
     } finally {
+      // Reads left over after an early stop settle quietly; their chunks are read again later.
+      for (const pending of reads.values()) pending.catch(() => {});
       await handle.close();
     }
     if (added.length > 0) {
@@ -287,7 +301,7 @@ export class TransferReceiver implements IncomingHandler {
     const read = await this.ctx.relay.read(state.peer, this.ctx.self, name);
     if (!read || incoming.bad.get(index) === read.version) return undefined;
     try {
-      const { header, data } = decodeChunkPlaintext(decrypt(this.ctx.key, read.data));
+      const { header, data } = decodeChunkPlaintext(await this.ctx.cryptoPool.decrypt(this.ctx.key, read.data));
       checkChunk(header, { from: state.peer, to: this.ctx.self, tid: state.tid, index, plan });
       if (header.sha256 !== undefined) state.sha256 = header.sha256;
       incoming.bad.delete(index);

@@ -25,6 +25,9 @@ import { decodeStatus, encodeOffer, type Offer, type Status } from './control.js
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
 
+/** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
+const PIPELINE_DEPTH = 3;
+
 /** How long an offer may go without any status before it is published again, ms. */
 const OFFER_REPEAT_MS = 30_000;
 
@@ -225,15 +228,30 @@ class OutgoingTransfer {
       });
       if (!present.includes(offerName(state.tid))) await this.publishOffer();
       await this.readStatus();
-      for (let index = 0; index < this.plan.count; index += 1) {
-        if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
-        const data = await this.readBlock(index);
-        this.hash.update(data);
-        if (index === this.plan.count - 1) this.sha256 = this.hash.digest('hex');
-        if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) continue;
-        await this.publishChunk(index, data);
+      // A pipeline: blocks are read and hashed here in order, encrypted in the crypto worker
+      // while the next ones are read, and published in order as the quota allows.
+      const encrypting: { index: number; token: Promise<Buffer> }[] = [];
+      const publishOldest = async () => {
+        const oldest = encrypting.shift();
+        if (!oldest) return;
+        await this.publishToken(oldest.index, await oldest.token);
         await this.readStatus();
-        await this.serveResends(index);
+        await this.serveResends(oldest.index);
+      };
+      try {
+        for (let index = 0; index < this.plan.count; index += 1) {
+          if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
+          const data = await this.readBlock(index);
+          this.hash.update(data);
+          if (index === this.plan.count - 1) this.sha256 = this.hash.digest('hex');
+          if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) continue;
+          encrypting.push({ index, token: ctx.cryptoPool.encrypt(ctx.key, this.chunkPlaintext(index, data)) });
+          while (encrypting.length >= PIPELINE_DEPTH) await publishOldest();
+        }
+        while (encrypting.length > 0) await publishOldest();
+      } finally {
+        // On an early exit, let the tokens still in the worker settle quietly.
+        for (const item of encrypting) item.token.catch(() => {});
       }
       // Everything is out: wait for the receiver's verdict.
       for (;;) {
@@ -323,26 +341,31 @@ class OutgoingTransfer {
     return data;
   }
 
-  private async publishChunk(index: number, data: Buffer): Promise<void> {
-    const { ctx, state } = this;
+  /** The plaintext of chunk `index`: its binding header, then the data (not copied). */
+  private chunkPlaintext(index: number, data: Buffer): Uint8Array[] {
     const { offset, length } = chunkRange(this.plan, index);
     const last = index === this.plan.count - 1;
-    const token = encrypt(
-      ctx.key,
-      encodeChunkPlaintext(
-        {
-          v: 1,
-          from: ctx.self,
-          to: state.peer,
-          tid: state.tid,
-          index,
-          offset,
-          length,
-          ...(last ? { sha256: this.sha256 } : {}),
-        },
-        data,
-      ),
+    return encodeChunkPlaintext(
+      {
+        v: 1,
+        from: this.ctx.self,
+        to: this.state.peer,
+        tid: this.state.tid,
+        index,
+        offset,
+        length,
+        ...(last ? { sha256: this.sha256 } : {}),
+      },
+      data,
     );
+  }
+
+  private async publishChunk(index: number, data: Buffer): Promise<void> {
+    await this.publishToken(index, encrypt(this.ctx.key, this.chunkPlaintext(index, data)));
+  }
+
+  private async publishToken(index: number, token: Buffer): Promise<void> {
+    const { ctx, state } = this;
     // Chunks are not fsynced: the source can always make them again, and a torn one fails
     // authentication and is asked for again.
     await this.withinQuota(token.length, () =>

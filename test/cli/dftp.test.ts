@@ -131,10 +131,57 @@ async function assertSameFile(received: string, sent: string): Promise<void> {
 
 const receiveArgs = (out: string, ...more: string[]) => ['receive', '--from', 'alice', '--out', out, ...more];
 
+/**
+ * Starts a 64 MiB send, kills the sender with SIGKILL once bob holds part of the file, and runs
+ * the same command again at once: it must resume and finish. The sender takes its quota lock
+ * (DMP_HOME/locks/quota.lock, a proper-lockfile directory) around every publish, so a kill lands
+ * inside it now and then; `insideQuotaLock` makes that case certain by leaving the lock directory
+ * on disk exactly as a process killed inside it leaves it.
+ */
+async function killSenderAndRerun(options: { insideQuotaLock: boolean }): Promise<void> {
+  const p = await peers();
+  const file = join(p.root, 'resume.bin');
+  await writeRandomFile(file, 64 * MiB);
+  const out = join(p.root, 'out');
+  const sendArgs = ['send', 'bob', file, '-bs', '1m', '--quota', '4m', '--json'];
+
+  const receiver = bgDftp(receiveArgs(out, '--count', '1', '--json'), { home: p.bob, timeoutMs: 150_000 });
+  const first = bgDftp(sendArgs, { home: p.alice, timeoutMs: 150_000 });
+  await waitFor(
+    () => progressBytes(first) > 0,
+    60_000,
+    'the transfer to start',
+    () => describeBackground(first),
+  );
+  first.kill('SIGKILL');
+  const killed = await first.done;
+  assert.equal(killed.signal, 'SIGKILL', `the sender was not killed mid-transfer: ${describeResult(killed)}`);
+  assert.ok(!(await listTree(out)).includes('resume.bin'), 'the file was complete before the kill');
+  if (options.insideQuotaLock) await mkdir(join(p.alice, 'locks', 'quota.lock'), { recursive: true });
+  const before = progressBytes(first);
+
+  const [second, got] = await settleAll([bgDftp(sendArgs, { home: p.alice, timeoutMs: 150_000 }), receiver] as const);
+  assertAllExit0([second, got]);
+  await assertSameFile(join(out, 'resume.bin'), file);
+  assert.deepEqual(await listTree(out), ['resume.bin']);
+
+  const [firstEvent] = jsonLines<Event>(second.stdout);
+  assert.equal(firstEvent?.event, 'offer', describeResult(second));
+  assert.equal(firstEvent?.resumed, true, `the second run did not resume: ${describeResult(second)}`);
+  // What bob already had is not sent again.
+  const relayBytes = events(second, 'done')[0]?.relayBytes;
+  if (relayBytes !== undefined) {
+    assert.ok(
+      relayBytes < 64 * MiB - before + 8 * MiB,
+      `the rerun wrote ${relayBytes} bytes into the relay though bob had ${before}`,
+    );
+  }
+}
+
 describe('dftp send and receive', () => {
   test('a 64 MiB file with -bs 1m --quota 8m: the relay never holds more than 8 MiB of alice, the file arrives identical with its mtime', {
     timeout: 180_000,
-  }, async () => {
+  }, async (t) => {
     const p = await peers();
     const file = join(p.root, 'big.bin');
     await writeRandomFile(file, 64 * MiB);
@@ -149,6 +196,7 @@ describe('dftp send and receive', () => {
     });
     const [sent, got] = await settleAll([sender, receiver] as const);
     const samples = await sampler.stop();
+    t.diagnostic(`relay samples: ${samples.samples}, non-empty: ${samples.positive}, peak: ${samples.peak} bytes`);
     assertAllExit0([sent, got]);
     assert.ok(samples.peak <= 8 * MiB, `alice's relay folder held ${samples.peak} bytes, quota 8 MiB`);
     assert.ok(
@@ -214,46 +262,21 @@ describe('dftp send and receive', () => {
     assert.equal(events(got, 'offer')[0]?.resumed, true, describeResult(got));
   });
 
-  test('kill -9 of the sender mid-transfer: the same command run again at once resumes, identical', {
-    timeout: 180_000,
-  }, async () => {
-    const p = await peers();
-    const file = join(p.root, 'resume.bin');
-    await writeRandomFile(file, 64 * MiB);
-    const out = join(p.root, 'out');
-    const sendArgs = ['send', 'bob', file, '-bs', '1m', '--quota', '4m', '--json'];
+  test(
+    'kill -9 of the sender mid-transfer: the same command run again at once resumes, identical',
+    {
+      timeout: 180_000,
+    },
+    () => killSenderAndRerun({ insideQuotaLock: false }),
+  );
 
-    const receiver = bgDftp(receiveArgs(out, '--count', '1', '--json'), { home: p.bob, timeoutMs: 150_000 });
-    const first = bgDftp(sendArgs, { home: p.alice, timeoutMs: 150_000 });
-    await waitFor(
-      () => progressBytes(first) > 0,
-      60_000,
-      'the transfer to start',
-      () => describeBackground(first),
-    );
-    first.kill('SIGKILL');
-    const killed = await first.done;
-    assert.equal(killed.signal, 'SIGKILL', `the sender was not killed mid-transfer: ${describeResult(killed)}`);
-    assert.ok(!(await listTree(out)).includes('resume.bin'), 'the file was complete before the kill');
-    const before = progressBytes(first);
-
-    const [second, got] = await settleAll([bgDftp(sendArgs, { home: p.alice, timeoutMs: 150_000 }), receiver] as const);
-    assertAllExit0([second, got]);
-    await assertSameFile(join(out, 'resume.bin'), file);
-    assert.deepEqual(await listTree(out), ['resume.bin']);
-
-    const [firstEvent] = jsonLines<Event>(second.stdout);
-    assert.equal(firstEvent?.event, 'offer', describeResult(second));
-    assert.equal(firstEvent?.resumed, true, `the second run did not resume: ${describeResult(second)}`);
-    // What bob already had is not sent again.
-    const relayBytes = events(second, 'done')[0]?.relayBytes;
-    if (relayBytes !== undefined) {
-      assert.ok(
-        relayBytes < 64 * MiB - before + 8 * MiB,
-        `the rerun wrote ${relayBytes} bytes into the relay though bob had ${before}`,
-      );
-    }
-  });
+  test(
+    'kill -9 of the sender inside its quota lock: the same command run again at once resumes, identical',
+    {
+      timeout: 180_000,
+    },
+    () => killSenderAndRerun({ insideQuotaLock: true }),
+  );
 
   test('a source that changes during the send: exit 1 with a one-line reason; the receiver drops its partial', {
     timeout: 120_000,
