@@ -9,10 +9,17 @@ import { DmpError, type ErrorCode } from '../errors.js';
 import type { FernetKey } from './fernet.js';
 import { transferList } from './transfer-list.js';
 
+interface Reply {
+  result: Buffer;
+  parts: Buffer[];
+}
+
 interface Pending {
-  resolve: (value: Buffer) => void;
+  resolve: (value: Reply) => void;
   reject: (error: Error) => void;
 }
+
+const asBuffer = (view: Uint8Array) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 
 export class CryptoPool {
   private worker: Worker | undefined;
@@ -22,16 +29,23 @@ export class CryptoPool {
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(new URL('./fernet-worker.js', import.meta.url));
-    worker.on('message', (message: { id: number; result?: Uint8Array; error?: { code: ErrorCode; message: string } }) => {
+    type Message = {
+      id: number;
+      result?: Uint8Array;
+      parts?: Uint8Array[];
+      error?: { code: ErrorCode; message: string };
+    };
+    worker.on('message', (message: Message) => {
       const pending = this.pending.get(message.id);
       if (!pending) return;
       this.pending.delete(message.id);
       if (this.pending.size === 0) worker.unref();
       if (message.error) pending.reject(new DmpError(message.error.code, message.error.message));
-      else {
-        const result = message.result ?? new Uint8Array();
-        pending.resolve(Buffer.from(result.buffer, result.byteOffset, result.byteLength));
-      }
+      else
+        pending.resolve({
+          result: asBuffer(message.result ?? new Uint8Array()),
+          parts: (message.parts ?? []).map(asBuffer),
+        });
     });
     worker.on('error', (error) => {
       for (const pending of this.pending.values()) pending.reject(error);
@@ -43,24 +57,40 @@ export class CryptoPool {
     return worker;
   }
 
-  private call(message: Record<string, unknown>, buffers: Uint8Array[]): Promise<Buffer> {
+  private call(message: Record<string, unknown>, buffers: Uint8Array[]): Promise<Reply> {
     const worker = this.start();
     const id = this.nextId++;
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.ref();
       worker.postMessage({ ...message, id }, transferList(buffers));
     });
   }
 
-  /** Encrypts the concatenation of `parts` into a raw token. The parts are moved to the worker. */
-  encrypt(key: FernetKey, parts: Uint8Array[], timestamp = Math.floor(Date.now() / 1000)): Promise<Buffer> {
-    return this.call({ op: 'encrypt', key: key.text, parts, timestamp }, parts);
+  /**
+   * Encrypts the concatenation of `parts` into a raw token, written into `output` when it is
+   * large enough. The parts and the output are moved to the worker and come back: use the
+   * returned `parts` (same memory) and `token` (a view of `output`), never the ones given.
+   */
+  async encrypt(
+    key: FernetKey,
+    parts: Buffer[],
+    output?: Buffer,
+    timestamp = Math.floor(Date.now() / 1000),
+  ): Promise<{ token: Buffer; parts: Buffer[] }> {
+    const reply = await this.call(
+      { op: 'encrypt', key: key.text, parts, output, timestamp },
+      output ? [...parts, output] : parts,
+    );
+    return { token: reply.result, parts: reply.parts };
   }
 
-  /** Verifies and decrypts a raw token (AUTH DmpError when it fails). The token is moved. */
-  decrypt(key: FernetKey, token: Buffer): Promise<Buffer> {
-    return this.call({ op: 'decrypt', key: key.text, token }, [token]);
+  /**
+   * Verifies and decrypts a raw token in place (AUTH DmpError when it fails): the plaintext is a
+   * view of the token's memory, which is moved to the worker and back.
+   */
+  async decrypt(key: FernetKey, token: Buffer): Promise<Buffer> {
+    return (await this.call({ op: 'decrypt', key: key.text, token }, [token])).result;
   }
 
   close(): void {

@@ -1,8 +1,8 @@
 /**
  * Runs in a worker thread: Fernet encryption and decryption of DFTP chunks, so that the AES and
  * HMAC work of a transfer runs beside the main thread's reading, hashing and writing.
- * Messages: { id, op: 'encrypt', key, parts, timestamp } -> { id, token }
- *           { id, op: 'decrypt', key, token }           -> { id, plaintext } or { id, error }
+ * Messages: { id, op: 'encrypt', key, parts, output?, timestamp } -> { id, result, parts }
+ *           { id, op: 'decrypt', key, token } -> { id, result } (decrypted in place), or { id, error }
  */
 import { parentPort } from 'node:worker_threads';
 import { isDmpError } from '../errors.js';
@@ -26,18 +26,24 @@ interface Request {
   key: string;
   parts?: Uint8Array[];
   token?: Uint8Array;
+  output?: Uint8Array;
   timestamp?: number;
 }
+
+/** The Uint8Array a message carried, as a Buffer over the same memory. */
+const asBuffer = (view: Uint8Array) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 
 parentPort?.on('message', (request: Request) => {
   try {
     const key = keyFor(request.key);
     if (request.op === 'encrypt') {
-      const token = encrypt(key, request.parts ?? [], { timestamp: request.timestamp });
-      parentPort?.postMessage({ id: request.id, result: token }, transferList([token]));
+      const parts = (request.parts ?? []).map(asBuffer);
+      const output = request.output ? asBuffer(request.output) : undefined;
+      const token = encrypt(key, parts, { timestamp: request.timestamp, output });
+      // The input buffers go back too, for the caller to use again.
+      parentPort?.postMessage({ id: request.id, result: token, parts }, transferList([token, ...parts]));
     } else {
-      const token = request.token ?? new Uint8Array();
-      const plaintext = decrypt(key, Buffer.from(token.buffer, token.byteOffset, token.byteLength));
+      const plaintext = decrypt(key, asBuffer(request.token ?? new Uint8Array()), { inPlace: true });
       parentPort?.postMessage({ id: request.id, result: plaintext }, transferList([plaintext]));
     }
   } catch (error) {

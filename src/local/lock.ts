@@ -33,8 +33,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       update: 2_000,
       // Quick first retries for the usual short wait, then 100 ms apart until waitMs has passed:
       // long enough for a lock left by a killed process to go stale (10 s) and be taken over.
-      retries:
-        waitMs <= 0 ? 0 : { retries: Math.ceil(waitMs / 100) + 10, factor: 1.5, minTimeout: 5, maxTimeout: 100 },
+      retries: waitMs <= 0 ? 0 : { retries: Math.ceil(waitMs / 100) + 10, factor: 1.5, minTimeout: 5, maxTimeout: 100 },
       // The default throws inside a timer and kills the process. A compromised lock (the
       // machine slept past `stale`) is logged; the state it guards is written atomically anyway.
       onCompromised: (error) => logger.log('warn', 'lock-compromised', { path, error: error.message }),

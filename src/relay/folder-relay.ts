@@ -129,7 +129,12 @@ export class FolderRelay implements RelayStorage {
     this.logger.log('debug', 'foreign-file', { path });
   }
 
-  async read(owner: PeerId, dir: PeerId, name: string): Promise<RelayRead | undefined> {
+  async read(
+    owner: PeerId,
+    dir: PeerId,
+    name: string,
+    options: { buffer?: Buffer } = {},
+  ): Promise<RelayRead | undefined> {
     const path = join(this.root, owner, dir, name);
     let handle: FileHandle;
     try {
@@ -142,7 +147,8 @@ export class FolderRelay implements RelayStorage {
     }
     try {
       const info = await handle.stat();
-      const data = Buffer.allocUnsafe(info.size);
+      const given = options.buffer;
+      const data = given && given.length >= info.size ? given.subarray(0, info.size) : Buffer.allocUnsafe(info.size);
       let filled = 0;
       while (filled < info.size) {
         const { bytesRead } = await handle.read(data, filled, info.size - filled, filled);

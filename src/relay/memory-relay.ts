@@ -107,7 +107,7 @@ export class MemoryRelay implements RelayStorage {
     return names;
   }
 
-  async read(owner: PeerId, dir: PeerId, name: string): Promise<RelayRead | undefined> {
+  async read(owner: PeerId, dir: PeerId, name: string, _options?: { buffer?: Buffer }): Promise<RelayRead | undefined> {
     const stored = this.replica.files.get(`${owner}/${dir}/${name}`);
     // Copy: a reader must never see a later write through a shared buffer.
     return stored && { data: Buffer.from(stored.data), version: String(stored.version) };

@@ -66,8 +66,11 @@ export interface RelayStorage {
    */
   list(owner: PeerId, dir: PeerId): Promise<string[]>;
 
-  /** A file's content, or undefined when it does not exist (it may have just been removed). */
-  read(owner: PeerId, dir: PeerId, name: string): Promise<RelayRead | undefined>;
+  /**
+   * A file's content, or undefined when it does not exist (it may have just been removed). With
+   * `buffer`, the content is read into it when it fits (the data is then a view of it).
+   */
+  read(owner: PeerId, dir: PeerId, name: string, options?: { buffer?: Buffer }): Promise<RelayRead | undefined>;
 
   /** Atomically publishes files into `<self>/<dir>/`, replacing files of the same name. */
   publish(dir: PeerId, files: readonly RelayFile[], options?: PublishOptions): Promise<void>;

@@ -51,7 +51,7 @@ export function chunkRange(plan: ChunkPlan, index: number): { offset: number; le
 }
 
 /** The plaintext as parts, so the data block is never copied to prepend the header. */
-export function encodeChunkPlaintext(header: ChunkHeader, data: Uint8Array): Uint8Array[] {
+export function encodeChunkPlaintext(header: ChunkHeader, data: Buffer): Buffer[] {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.allocUnsafe(2 + json.length);
   prefix.writeUInt16BE(json.length, 0);

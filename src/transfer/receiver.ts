@@ -30,12 +30,12 @@ import {
   toRanges,
 } from './chunk-codec.js';
 import { decodeOffer, encodeStatus, type Offer, type Status, type TransferState } from './control.js';
-import type { TransferEventListener } from './events.js';
+import type { TransferEvent, TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
 import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
 
 /** Chunks read and decrypted ahead of the one being written. */
-const READ_AHEAD = 3;
+const READ_AHEAD = 2;
 
 /** How often a status the sender seems not to have seen is published again, ms. */
 const STATUS_REPEAT_MS = 5000;
@@ -71,7 +71,16 @@ export interface IncomingState {
 interface Incoming {
   state: IncomingState;
   plan: ChunkPlan;
+  /** Chunks fsynced and recorded: what the status acknowledges. */
   have: Set<number>;
+  /** Chunks written into the partial file, durable or not yet (a superset of `have`). */
+  written: Set<number>;
+  /** The partial file, open while the transfer runs. */
+  handle?: FileHandle;
+  /** The fsync and record of the last pass's chunks, running while the next pass reads. */
+  commit?: Promise<void>;
+  /** A commit that failed: reported by the next pass. */
+  failure?: unknown;
   /** Files that failed, by chunk index, with the version that failed. */
   bad: Map<number, string>;
   /** Running hash over the contiguous prefix of chunks, and the next index it needs. */
@@ -89,6 +98,8 @@ export class TransferReceiver implements IncomingHandler {
   private readonly authFailures = new Map<PeerId, number>();
   /** Peers at least one of whose files authenticated: their failures are glitches, not keys. */
   private readonly trusted = new Set<PeerId>();
+  /** Chunk buffers to read into again. */
+  private readonly buffers: Buffer[] = [];
 
   constructor(
     private readonly ctx: PeerContext,
@@ -191,6 +202,7 @@ export class TransferReceiver implements IncomingHandler {
       state,
       plan: planChunks(state.offer.size, state.offer.blockSize),
       have: fromRanges(state.have),
+      written: fromRanges(state.have),
       bad: new Map(),
       hash: undefined,
       hashedIndex: 0,
@@ -212,31 +224,25 @@ export class TransferReceiver implements IncomingHandler {
 
   private async receiveChunks(incoming: Incoming, present: number[]): Promise<void> {
     const { state, plan } = incoming;
-    const wanted = present.filter((index) => !incoming.have.has(index) && index < plan.count);
-    if (wanted.length === 0 && incoming.have.size < plan.count) return;
-    if (!(await this.hasRoom(incoming))) return;
-    await mkdir(dirname(state.partial), { recursive: true });
-    let handle: FileHandle;
-    try {
-      // 'r+' keeps what a previous run wrote; a fresh partial starts empty ('a' would ignore offsets).
-      handle = await open(state.partial, incoming.have.size > 0 ? 'r+' : 'w+');
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
-        // The partial vanished (deleted by hand): start this file over.
-        this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
-        incoming.have.clear();
-        state.have = [];
-        incoming.hashedIndex = 0;
-        incoming.hash = undefined;
-        return;
+    if (incoming.failure !== undefined) {
+      const failure = incoming.failure;
+      incoming.failure = undefined;
+      throw failure;
+    }
+    const wanted = present.filter((index) => !incoming.written.has(index) && index < plan.count);
+    if (wanted.length === 0) {
+      // Everything was written by an earlier run that stopped before the end: finish now.
+      if (incoming.commit === undefined && incoming.have.size === plan.count && state.sha256 !== undefined) {
+        const handle = await this.partialHandle(incoming);
+        if (handle) await this.extendHash(incoming, handle);
+        await this.finish(incoming);
       }
-      throw this.localError(error, state.partial);
+      return;
     }
+    if (!(await this.hasRoom(incoming))) return;
+    const handle = await this.partialHandle(incoming);
+    if (!handle) return;
     const added: number[] = [];
-    // A fresh hash can only start at the first chunk; after a restart extendHash re-reads the prefix.
-    if (incoming.hash === undefined && incoming.hashedIndex === 0 && incoming.have.size === 0) {
-      incoming.hash = createHash('sha256');
-    }
     // Up to READ_AHEAD chunks are read and decrypted (in the crypto worker) while the main
     // thread writes and hashes the one before.
     const reads = new Map<number, Promise<Buffer | undefined>>();
@@ -261,46 +267,100 @@ export class TransferReceiver implements IncomingHandler {
           throw this.localError(error, state.partial);
         }
         added.push(index);
+        incoming.written.add(index);
         // In-order data is hashed now; chunks that came early are read back in extendHash.
         if (index === incoming.hashedIndex && incoming.hash !== undefined) {
           incoming.hash.update(data);
           incoming.hashedIndex += 1;
         }
+        this.recycle(data);
       }
-      if (added.length > 0) await handle.sync();
-      // Running hash: extend over the contiguous prefix, reading back chunks that came early.
-      for (const index of added) incoming.have.add(index);
       await this.extendHash(incoming, handle);
     } finally {
       // Reads left over after an early stop settle quietly; their chunks are read again later.
       for (const pending of reads.values()) pending.catch(() => {});
-      await handle.close();
     }
-    if (added.length > 0) {
-      if (state.state === 'paused') state.state = 'receiving';
-      state.have = toRanges(incoming.have);
-      await writeJsonFile(this.statePath(state.peer, state.tid), state);
-      let bytes = 0;
-      for (const index of incoming.have) bytes += chunkRange(plan, index).length;
-      this.options.onEvent?.({
-        event: 'progress',
-        peer: state.peer,
-        file: state.parts.join('/'),
-        tid: state.tid,
-        bytes,
-        total: state.offer.size,
-      });
+    if (added.length === 0) return;
+    // The fsync runs behind the next pass: one commit at a time, in order.
+    const previous = incoming.commit;
+    const commit = (async () => {
+      await previous;
+      await this.commit(incoming, handle, added);
+    })();
+    incoming.commit = commit;
+    commit.then(
+      () => {
+        if (incoming.commit === commit) incoming.commit = undefined;
+      },
+      (error: unknown) => {
+        if (incoming.commit === commit) incoming.commit = undefined;
+        incoming.failure = error;
+      },
+    );
+  }
+
+  /** The partial file, opened once per transfer; undefined when it vanished (start over). */
+  private async partialHandle(incoming: Incoming): Promise<FileHandle | undefined> {
+    if (incoming.handle) return incoming.handle;
+    const { state } = incoming;
+    await mkdir(dirname(state.partial), { recursive: true });
+    try {
+      // 'r+' keeps what a previous run wrote; a fresh partial starts empty ('a' would ignore offsets).
+      incoming.handle = await open(state.partial, incoming.have.size > 0 ? 'r+' : 'w+');
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
+        // The partial vanished (deleted by hand): start this file over.
+        this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
+        incoming.have.clear();
+        incoming.written.clear();
+        state.have = [];
+        incoming.hashedIndex = 0;
+        incoming.hash = undefined;
+        return undefined;
+      }
+      throw this.localError(error, state.partial);
     }
+    // A fresh hash can only start at the first chunk; after a restart extendHash re-reads the prefix.
+    if (incoming.have.size === 0) {
+      incoming.hash = createHash('sha256');
+      incoming.hashedIndex = 0;
+    }
+    return incoming.handle;
+  }
+
+  /** Makes a pass's chunks durable, records them, acknowledges them, and finishes when whole. */
+  private async commit(incoming: Incoming, handle: FileHandle, added: number[]): Promise<void> {
+    const { state, plan } = incoming;
+    await handle.sync();
+    for (const index of added) incoming.have.add(index);
+    if (state.state === 'paused') state.state = 'receiving';
+    state.have = toRanges(incoming.have);
+    await writeJsonFile(this.statePath(state.peer, state.tid), state);
+    let bytes = 0;
+    for (const index of incoming.have) bytes += chunkRange(plan, index).length;
+    this.options.onEvent?.({
+      event: 'progress',
+      peer: state.peer,
+      file: state.parts.join('/'),
+      tid: state.tid,
+      bytes,
+      total: state.offer.size,
+    });
     if (incoming.have.size === plan.count && state.sha256 !== undefined) await this.finish(incoming);
+    else await this.publishStatus(incoming);
   }
 
   /** Reads, authenticates and checks one chunk; undefined when it is gone or bad. */
   private async readChunk(incoming: Incoming, index: number): Promise<Buffer | undefined> {
     const { state, plan } = incoming;
     const name = chunkName(state.tid, index);
-    const read = await this.ctx.relay.read(state.peer, this.ctx.self, name);
-    if (!read || incoming.bad.get(index) === read.version) return undefined;
+    const read = await this.ctx.relay.read(state.peer, this.ctx.self, name, { buffer: this.buffers.pop() });
+    if (!read || incoming.bad.get(index) === read.version) {
+      if (read) this.recycle(read.data);
+      return undefined;
+    }
     try {
+      // Decrypted in place in the worker: the plaintext is a view of the buffer read into.
       const { header, data } = decodeChunkPlaintext(await this.ctx.cryptoPool.decrypt(this.ctx.key, read.data));
       checkChunk(header, { from: state.peer, to: this.ctx.self, tid: state.tid, index, plan });
       if (header.sha256 !== undefined) state.sha256 = header.sha256;
@@ -314,10 +374,18 @@ export class TransferReceiver implements IncomingHandler {
     }
   }
 
+  /** Keeps a chunk buffer for the next read (a few at most: memory stays flat). */
+  recycle(view: Buffer): void {
+    if (view.buffer.byteLength > 64 * 1024 && this.buffers.length < READ_AHEAD + 1) {
+      this.buffers.push(Buffer.from(view.buffer, 0, view.buffer.byteLength));
+    }
+  }
+
   private async extendHash(incoming: Incoming, handle: FileHandle): Promise<void> {
     incoming.hash ??= createHash('sha256');
-    const buffer = Buffer.allocUnsafe(Math.min(incoming.plan.blockSize, 16 * 1024 * 1024));
-    while (incoming.hashedIndex < incoming.plan.count && incoming.have.has(incoming.hashedIndex)) {
+    let buffer: Buffer | undefined;
+    while (incoming.hashedIndex < incoming.plan.count && incoming.written.has(incoming.hashedIndex)) {
+      buffer ??= Buffer.allocUnsafe(Math.min(incoming.plan.blockSize, 16 * 1024 * 1024));
       const { offset, length } = chunkRange(incoming.plan, incoming.hashedIndex);
       for (let done = 0; done < length; ) {
         const want = Math.min(buffer.length, length - done);
@@ -333,7 +401,7 @@ export class TransferReceiver implements IncomingHandler {
   /** Checks free space before writing; pauses (and says why) when the disk cannot take the rest. */
   private async hasRoom(incoming: Incoming): Promise<boolean> {
     let missing = incoming.state.offer.size;
-    for (const index of incoming.have) missing -= chunkRange(incoming.plan, index).length;
+    for (const index of incoming.written) missing -= chunkRange(incoming.plan, index).length;
     if (missing <= 0) return true;
     let free: number;
     try {
@@ -356,17 +424,28 @@ export class TransferReceiver implements IncomingHandler {
     this.options.onEvent?.({ event: 'waiting', peer: state.peer, file: state.parts.join('/'), tid: state.tid, reason });
   }
 
+  /**
+   * Verifies the whole file and moves it into place, or deletes it on a mismatch. Publishes the
+   * verdict before telling the caller, so a caller that stops at 'done' leaves the sender told.
+   */
   private async finish(incoming: Incoming): Promise<void> {
+    const event = await this.verifyAndPlace(incoming);
+    await this.publishStatus(incoming);
+    this.options.onEvent?.(event);
+  }
+
+  private async verifyAndPlace(incoming: Incoming): Promise<TransferEvent> {
     const { state } = incoming;
     const file = state.parts.join('/');
+    await incoming.handle?.close();
+    incoming.handle = undefined;
     const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
     if (digest === undefined || digest !== state.sha256) {
       await unlink(state.partial).catch(() => {});
       state.state = 'failed';
       state.reason = `checksum mismatch (expected ${state.sha256}, got ${digest}); the partial file was deleted`;
       await writeJsonFile(this.statePath(state.peer, state.tid), state);
-      this.options.onEvent?.({ event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason });
-      return;
+      return { event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason };
     }
     // Seconds as a number keep the sub-millisecond part that a Date would drop.
     await utimes(state.partial, Date.now() / 1000, state.offer.mtimeMs / 1000);
@@ -376,7 +455,7 @@ export class TransferReceiver implements IncomingHandler {
     state.state = 'complete';
     delete state.reason;
     await writeJsonFile(this.statePath(state.peer, state.tid), state);
-    this.options.onEvent?.({
+    return {
       event: 'done',
       peer: state.peer,
       file,
@@ -384,7 +463,7 @@ export class TransferReceiver implements IncomingHandler {
       path: state.path,
       bytes: state.offer.size,
       sha256: digest,
-    });
+    };
   }
 
   /** Moves the verified partial to its final name; never replaces a file unless told to. */
@@ -446,6 +525,8 @@ export class TransferReceiver implements IncomingHandler {
       const tid = parseStatusName(name) ?? '';
       const key = `${peer}/${tid}`;
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
+      const known = this.transfers.get(key);
+      await known?.handle?.close().catch(() => {});
       if (state && state.state !== 'complete' && state.state !== 'failed') {
         await unlink(state.partial).catch(() => {});
         this.options.onEvent?.({

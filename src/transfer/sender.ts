@@ -26,7 +26,7 @@ import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
-const PIPELINE_DEPTH = 3;
+const PIPELINE_DEPTH = 2;
 
 /** How long an offer may go without any status before it is published again, ms. */
 const OFFER_REPEAT_MS = 30_000;
@@ -230,22 +230,41 @@ class OutgoingTransfer {
       await this.readStatus();
       // A pipeline: blocks are read and hashed here in order, encrypted in the crypto worker
       // while the next ones are read, and published in order as the quota allows.
+      // Block and token buffers go round (read, worker, relay, again), so memory stays flat.
+      const blockSize = Math.max(1, this.plan.blockSize);
+      const tokenSize = tokenLength(blockSize + CHUNK_OVERHEAD);
+      const freeBlocks: Buffer[] = [];
+      const freeTokens: Buffer[] = [];
+      const recycle = (into: Buffer[], view: Buffer | undefined, size: number) => {
+        if (view && view.buffer.byteLength >= size) into.push(Buffer.from(view.buffer, 0, view.buffer.byteLength));
+      };
       const encrypting: { index: number; token: Promise<Buffer> }[] = [];
       const publishOldest = async () => {
         const oldest = encrypting.shift();
         if (!oldest) return;
-        await this.publishToken(oldest.index, await oldest.token);
+        const token = await oldest.token;
+        await this.publishToken(oldest.index, token);
+        recycle(freeTokens, token, tokenSize);
         await this.readStatus();
         await this.serveResends(oldest.index);
       };
       try {
         for (let index = 0; index < this.plan.count; index += 1) {
           if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
-          const data = await this.readBlock(index);
+          const block = freeBlocks.pop() ?? Buffer.allocUnsafeSlow(blockSize);
+          const data = await this.readBlock(index, block);
           this.hash.update(data);
           if (index === this.plan.count - 1) this.sha256 = this.hash.digest('hex');
-          if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) continue;
-          encrypting.push({ index, token: ctx.cryptoPool.encrypt(ctx.key, this.chunkPlaintext(index, data)) });
+          if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) {
+            freeBlocks.push(block);
+            continue;
+          }
+          const output = freeTokens.pop() ?? Buffer.allocUnsafeSlow(tokenSize);
+          const token = ctx.cryptoPool.encrypt(ctx.key, this.chunkPlaintext(index, data), output).then((done) => {
+            recycle(freeBlocks, done.parts[1], blockSize);
+            return done.token;
+          });
+          encrypting.push({ index, token });
           while (encrypting.length >= PIPELINE_DEPTH) await publishOldest();
         }
         while (encrypting.length > 0) await publishOldest();
@@ -323,7 +342,7 @@ class OutgoingTransfer {
   }
 
   /** Reads block `index` from the source, and fails if the source changed under us. */
-  private async readBlock(index: number): Promise<Buffer> {
+  private async readBlock(index: number, into?: Buffer): Promise<Buffer> {
     const handle = this.handle!;
     const { offset, length } = chunkRange(this.plan, index);
     const info = await handle.stat();
@@ -331,7 +350,7 @@ class OutgoingTransfer {
       await withdraw(this.ctx, this.state);
       throw new DmpError('TRANSFER_FAILED', `${this.state.path} changed while it was being sent; send it again`);
     }
-    const data = Buffer.allocUnsafe(length);
+    const data = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
@@ -342,7 +361,7 @@ class OutgoingTransfer {
   }
 
   /** The plaintext of chunk `index`: its binding header, then the data (not copied). */
-  private chunkPlaintext(index: number, data: Buffer): Uint8Array[] {
+  private chunkPlaintext(index: number, data: Buffer): Buffer[] {
     const { offset, length } = chunkRange(this.plan, index);
     const last = index === this.plan.count - 1;
     return encodeChunkPlaintext(
