@@ -242,7 +242,8 @@ async function pingLatency(s: Setup, poll: boolean, count: number): Promise<numb
   const pollArgs = poll ? ['--poll', '100'] : [];
   const listener = run(DMP, s.bob, ['listen', ...pollArgs]);
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const pinger = run(DMP, s.alice, ['ping', 'bob', '-c', String(count), '-i', '0.05', '--json', ...pollArgs]);
+  // An interval that is no multiple of the poll interval, so pings do not lock onto its phase.
+  const pinger = run(DMP, s.alice, ['ping', 'bob', '-c', String(count), '-i', '0.137', '--json', ...pollArgs]);
   await must(pinger, 'dmp ping');
   listener.child.kill('SIGTERM');
   await listener.exit;

@@ -118,7 +118,13 @@ export async function ping(
               });
             }
           }
-          if (!answered) await wakeup.wait(Math.min(250, Math.max(1, deadline - performance.now())), options.signal);
+          if (!answered) {
+            // The pong's name is known, so look for it directly as well as on events: every
+            // 1 ms at first, backing off to 10 ms. On a polled share this keeps our side of the
+            // round trip short, and it costs one failed open() per look.
+            const lookAgainMs = Math.min(10, 1 + Math.floor((performance.now() - started) / 20));
+            await wakeup.wait(Math.min(lookAgainMs, Math.max(1, deadline - performance.now())), options.signal);
+          }
         }
       } finally {
         await ctx.relay.remove(peer, [pingName(nonce)]);
