@@ -39,6 +39,8 @@ export class MessageSender {
   private lastAckVersion: string | undefined;
   private ackAuthFailures = 0;
   private ackAuthOk = 0;
+  /** This process has compared the log with the relay once (repair after a crash). */
+  private repaired = false;
 
   constructor(
     private readonly ctx: PeerContext,
@@ -66,7 +68,7 @@ export class MessageSender {
     return withLock(this.lockPath, async () => {
       const state = await this.currentState();
       // Repair first: files a crash kept from the relay are published again from the log.
-      await this.applyAck({ through: state.ackedThrough, resend: [] });
+      await this.applyAck({ through: state.ackedThrough, resend: [] }, { repair: true, settle: true });
       let index = 0;
       while (index < texts.length) {
         const envelopes: Envelope[] = [];
@@ -101,7 +103,7 @@ export class MessageSender {
           pause: async () => {
             // We hold the stream lock already: act on the ack without taking it again.
             const ack = await this.readAck();
-            if (ack?.fresh) await this.applyAck(ack.body);
+            if (ack?.fresh) await this.applyAck(ack.body, { repair: false, settle: false });
             await (options.pause ? options.pause() : this.ctx.clock.sleep(100, options.signal));
           },
         });
@@ -119,7 +121,11 @@ export class MessageSender {
    */
   async processAck(): Promise<AckSeen | undefined> {
     const ack = await this.readAck();
-    if (ack?.fresh) await withLock(this.lockPath, () => this.applyAck(ack.body));
+    if (ack?.fresh) {
+      const repair = !this.repaired;
+      await withLock(this.lockPath, () => this.applyAck(ack.body, { repair, settle: true }));
+      this.repaired = true;
+    }
     return ack && { through: ack.body.through, resend: ack.body.resend };
   }
 
@@ -144,11 +150,13 @@ export class MessageSender {
   }
 
   /**
-   * Acts on an ack; the caller holds the stream lock. Deletes what is acknowledged, clears the
-   * log when everything in it is, and publishes again what the peer asked for and what a crash
-   * kept from reaching the relay.
+   * Acts on an ack; the caller holds the stream lock. Deletes what is acknowledged and publishes
+   * again what the peer asked for. With `repair`, also what a crash kept from reaching the relay
+   * (this reads the whole log, so it is done once per process and at every send); with `settle`,
+   * clears the log once everything in it is acknowledged. Neither may run while a send is half
+   * way, between appending a batch to the log and publishing it.
    */
-  private async applyAck(ack: AckBody): Promise<void> {
+  private async applyAck(ack: AckBody, mode: { repair: boolean; settle: boolean }): Promise<void> {
     const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
     const names = await this.ctx.relay.list(this.ctx.self, this.peer);
     const present = new Set(names.map(parseMessageName).filter((seq) => seq !== undefined));
@@ -157,15 +165,21 @@ export class MessageSender {
       state.ackedThrough = ack.through;
       await writeJsonFile(this.statePath, state);
     }
+    const wanted = new Set(ack.resend.filter((seq) => seq > ack.through));
+    if (!mode.repair && wanted.size === 0) {
+      // The cheap path of a stream in full flow: no log read.
+      if (mode.settle && ack.through >= state.nextSeq - 1 && (await this.log.size()) > 0)
+        await this.settle(ack.through);
+      return;
+    }
     const { records } = await this.log.read();
     const last = records.at(-1)?.seq ?? 0;
     if (last <= ack.through) {
-      if (records.length > 0) await this.log.clear();
+      if (mode.settle && records.length > 0) await this.log.clear();
       return;
     }
-    const wanted = new Set(ack.resend);
     const again = records.filter(
-      (record) => record.seq > ack.through && (wanted.has(record.seq) || !present.has(record.seq)),
+      (record) => record.seq > ack.through && (wanted.has(record.seq) || (mode.repair && !present.has(record.seq))),
     );
     if (again.length > 0) {
       this.ctx.logger.log('info', 'republish', { peer: this.peer, seqs: again.map((record) => record.seq) });
@@ -175,6 +189,12 @@ export class MessageSender {
         again.map((record) => ({ name: messageName(record.seq), data: encodeEnvelope(this.ctx.key, record) })),
       );
     }
+  }
+
+  /** Clears the log when its last record is acknowledged (a crash may have left later ones). */
+  private async settle(through: number): Promise<void> {
+    const { records } = await this.log.read();
+    if ((records.at(-1)?.seq ?? 0) <= through) await this.log.clear();
   }
 
   /** The highest sequence number sent so far (0 when none). */
