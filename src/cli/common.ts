@@ -2,7 +2,7 @@
  * What the two commands share: the global options, opening the peer from flags/env/config,
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
-import type { Argv } from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { resolveConfig } from '../config.js';
 import { DmpError, isDmpError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
@@ -146,4 +146,35 @@ export function secondsToMs(value: number | undefined, name: string): number | u
   if (value === undefined) return undefined;
   if (!Number.isFinite(value) || value < 0) throw new DmpError('USAGE', `invalid --${name} '${value}' (seconds)`);
   return value * 1000;
+}
+
+/**
+ * Runs a program's commands: strict parsing, help, one-line usage errors (exit 2), one-line
+ * failures (exit 1), and an explicit exit, so that watchers and lock timers never keep a
+ * finished command alive.
+ */
+export function runProgram(program: string, about: string, withCommands: (parser: Argv) => Argv, args: string[]): void {
+  // Inside an async function: yargs throws usage errors synchronously from parseAsync.
+  const run = async () =>
+    withCommands(yargs(args).scriptName(program).usage(`$0 <command> [options]\n\n${about}`))
+      .demandCommand(1, 'give a command')
+      .strict()
+      .help()
+      .alias('help', 'h')
+      .version(false)
+      .wrap(Math.min(100, process.stderr.columns ?? 100))
+      .fail((message, error) => {
+        if (error) throw error;
+        throw new DmpError('USAGE', `${message} (see ${program} --help)`);
+      })
+      .parseAsync();
+  run().then(
+    () => exit(0),
+    (error: unknown) => exit(reportError(program, error)),
+  );
+}
+
+function exit(status: number): void {
+  process.exitCode = status;
+  setImmediate(() => process.exit(status));
 }

@@ -3,7 +3,7 @@
  * dftp: files of any size through the relay, in encrypted chunks that never exceed the quota.
  * A thin layer over the public API in src/peer.ts.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { queueFiles } from '../daemon/spool.js';
 import { DmpError } from '../errors.js';
@@ -18,7 +18,7 @@ import {
   openPeer,
   peerOptions,
   printJson,
-  reportError,
+  runProgram,
   sanitize,
   withGlobalOptions,
 } from './common.js';
@@ -137,33 +137,9 @@ export function normalizeArgs(args: string[]): string[] {
   });
 }
 
-export async function main(args: string[]): Promise<number> {
-  const parser = yargs(normalizeArgs(args))
-    .scriptName(PROGRAM)
-    .usage(
-      '$0 <command> [options]\n\nFiles of any size through a synced folder, in encrypted chunks that never exceed a quota.',
-    )
-    .command(send())
-    .command(receive())
-    .demandCommand(1, 'give a command')
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(100, process.stderr.columns ?? 100))
-    .fail((message, error) => {
-      if (error) throw error;
-      throw new DmpError('USAGE', `${message} (see dftp --help)`);
-    });
-  try {
-    await parser.parseAsync();
-    return 0;
-  } catch (error) {
-    return reportError(PROGRAM, error);
-  }
-}
-
-main(hideBin(process.argv)).then((status) => {
-  process.exitCode = status;
-  setImmediate(() => process.exit(status));
-});
+runProgram(
+  PROGRAM,
+  'Files of any size through a synced folder, in encrypted chunks that never exceed a quota.',
+  (y) => y.command(send()).command(receive()),
+  normalizeArgs(hideBin(process.argv)),
+);

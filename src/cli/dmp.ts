@@ -3,7 +3,7 @@
  * dmp: messages, ping, status and the background service, over a synced relay folder.
  * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initPeer } from '../config.js';
 import { generateKey } from '../crypto/fernet.js';
@@ -23,7 +23,7 @@ import {
   peerOptions,
   printJson,
   readStdin,
-  reportError,
+  runProgram,
   sanitize,
   secondsToMs,
   withGlobalOptions,
@@ -337,38 +337,17 @@ function normalizeArgs(args: string[]): string[] {
   return joinOptionValues(args).map((arg) => (arg === '-' ? '--stdin' : arg));
 }
 
-export async function main(args: string[]): Promise<number> {
-  let status = 0;
-  const parser = yargs(normalizeArgs(args))
-    .scriptName(PROGRAM)
-    .usage('$0 <command> [options]\n\nMessages and ping through a folder that something else keeps in sync.')
-    .command(keygen())
-    .command(init())
-    .command(send())
-    .command(listen())
-    .command(pingCommand())
-    .command(daemonCommand())
-    .command(statusCommand())
-    .demandCommand(1, 'give a command')
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(100, process.stderr.columns ?? 100))
-    .fail((message, error) => {
-      if (error) throw error;
-      throw new DmpError('USAGE', `${message} (see dmp --help)`);
-    });
-  try {
-    await parser.parseAsync();
-  } catch (error) {
-    status = reportError(PROGRAM, error);
-  }
-  return status;
-}
-
-main(hideBin(process.argv)).then((status) => {
-  process.exitCode = status;
-  // Watchers and lock timers must not keep a finished command alive.
-  setImmediate(() => process.exit(status));
-});
+runProgram(
+  PROGRAM,
+  'Messages and ping through a folder that something else keeps in sync.',
+  (y) =>
+    y
+      .command(keygen())
+      .command(init())
+      .command(send())
+      .command(listen())
+      .command(pingCommand())
+      .command(daemonCommand())
+      .command(statusCommand()),
+  normalizeArgs(hideBin(process.argv)),
+);
