@@ -4,7 +4,7 @@
  * trailing dots or spaces, and the result must stay inside the output folder.
  */
 import { lstat } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
+import { extname, resolve, sep } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
@@ -78,9 +78,4 @@ export async function freeName(path: string, taken: (candidate: string) => boole
       throw error;
     }
   }
-}
-
-/** Display form of a path: never print control characters raw. */
-export function displayName(parts: readonly string[]): string {
-  return join(...parts);
 }
