@@ -53,6 +53,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     const peer = await openWithRetry(options);
     if (!peer) return;
+    await writeJsonFile(home.daemonInfo, { pid: process.pid, quota: peer.ctx.quota, startedAt: peer.ctx.clock.now() });
     logger.log('info', 'daemon-started', {
       peer: peer.self,
       relay: typeof options.relay === 'string' ? options.relay : 'memory',

@@ -30,13 +30,14 @@ export function jsonLogger(options: JsonLogOptions): Logger {
       const line = `${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`;
       echo(line);
       try {
-        if (size + line.length > maxBytes) {
+        const bytes = Buffer.byteLength(line);
+        if (size + bytes > maxBytes) {
           renameSync(options.path, `${options.path}.1`);
           size = 0;
         }
         // Synchronous on purpose: log lines must not reorder or be lost when the process dies.
         appendFileSync(options.path, line);
-        size += line.length;
+        size += bytes;
       } catch {
         // A log that cannot be written must not stop the daemon; stderr still has the line.
       }

@@ -148,7 +148,10 @@ export async function collectStatus(peer: Peer): Promise<StatusReport> {
     transfers,
     spool,
     relayBytes: await relay.usage().catch(() => 0),
-    quota: ctx.quota,
+    // The running daemon's quota (it may have been given --quota), else this command's.
+    quota:
+      (running ? (await readJsonFile<{ quota?: number }>(home.daemonInfo).catch(() => undefined))?.quota : undefined) ??
+      ctx.quota,
   };
 }
 

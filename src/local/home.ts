@@ -49,6 +49,11 @@ export class HomeLayout {
     return join(this.root, 'daemon.log');
   }
 
+  /** What the running daemon wants `dmp status` to know (its pid and quota). */
+  get daemonInfo(): string {
+    return join(this.root, 'state', 'daemon.json');
+  }
+
   get presence(): string {
     return join(this.root, 'state', 'peers.json');
   }

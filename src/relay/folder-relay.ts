@@ -76,7 +76,9 @@ export class FolderRelay implements RelayStorage {
     }
     if (!info.isDirectory()) throw new DmpError('RELAY_MISSING', `relay ${this.root} is not a folder`);
     try {
-      await mkdir(this.ownDir(), { recursive: true });
+      await mkdir(this.ownDir()).catch((error: unknown) => {
+        if (errnoCode(error) !== 'EEXIST') throw error;
+      });
     } catch (error) {
       throw relayError(error, 'create', this.ownDir());
     }
@@ -205,10 +207,15 @@ export class FolderRelay implements RelayStorage {
     const durable = options.durable ?? true;
     const folder = this.ownDir(dir);
     if (!this.madeDirs.has(folder)) {
-      try {
-        await mkdir(folder, { recursive: true });
-      } catch (error) {
-        throw relayError(error, 'create', folder);
+      // Never recursive: when the relay itself is gone (an unmounted share), creating it again
+      // would write into the bare mount point, where nothing reaches the peers. Only our own
+      // folder and its sub-folder are made, and only inside a relay that exists.
+      for (const path of [this.ownDir(), folder]) {
+        try {
+          await mkdir(path);
+        } catch (error) {
+          if (errnoCode(error) !== 'EEXIST') throw relayError(error, 'create', path);
+        }
       }
       this.madeDirs.add(folder);
     }
