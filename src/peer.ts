@@ -244,7 +244,7 @@ export class Peer {
     };
     const printer = new Wakeup(this.ctx.clock);
     const show = async () => {
-      for (const peer of from ? [from] : await this.inboxPeers()) {
+      for (const peer of from ? [from] : await this.otherPeers()) {
         if (options.count !== undefined && shown >= options.count) return;
         const cursorPath = this.ctx.home.stream(peer, 'inbox.read');
         const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
@@ -414,8 +414,8 @@ export class Peer {
     });
   }
 
-  /** Peers with an inbox in DMP_HOME or a folder in the relay. */
-  private async inboxPeers(): Promise<PeerId[]> {
+  /** The other peers of the relay: whoever may have sent us messages. */
+  private async otherPeers(): Promise<PeerId[]> {
     return (await this.ctx.relay.peers()).filter((peer) => peer !== this.self);
   }
 }

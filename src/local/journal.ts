@@ -3,7 +3,7 @@
  * unacknowledged messages and the receiver's inbox. A torn last line (crash mid-append) is
  * ignored on reading and cut off before the next append.
  */
-import { mkdir, open, readFile, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
 
@@ -39,16 +39,24 @@ export class Journal<T> {
 
   /** Reads records from byte offset `from`. */
   async read(from = 0): Promise<JournalRead<T>> {
+    // Only the part after `from` is read: a reader that keeps a cursor polls a growing file.
     let buffer: Buffer;
     try {
-      buffer = await readFile(this.path);
+      const handle = await open(this.path, 'r');
+      try {
+        const { size } = await handle.stat();
+        buffer = Buffer.alloc(Math.max(0, size - from));
+        if (buffer.length > 0) await handle.read(buffer, 0, buffer.length, from);
+      } finally {
+        await handle.close();
+      }
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return { records: [], ends: [], size: 0 };
       throw new DmpError('IO', `cannot read ${this.path}: ${(error as Error).message}`, { cause: error });
     }
     const records: T[] = [];
     const ends: number[] = [];
-    let start = from;
+    let start = 0;
     for (;;) {
       const newline = buffer.indexOf(0x0a, start);
       if (newline < 0) break;
@@ -57,12 +65,12 @@ export class Journal<T> {
       if (line.trim() === '') continue;
       try {
         records.push(JSON.parse(line) as T);
-        ends.push(start);
+        ends.push(from + start);
       } catch {
         // A torn line can only be the last one; anything else is skipped rather than fatal.
       }
     }
-    return { records, ends, size: start };
+    return { records, ends, size: from + start };
   }
 
   async size(): Promise<number> {
