@@ -29,6 +29,8 @@ export interface Status {
   resend: number[];
   reason?: string;
   sha256?: string;
+  /** The offer reached the receiver unreadable: publish it again. */
+  needOffer?: boolean;
 }
 
 export function encodeOffer(key: FernetKey, from: PeerId, to: PeerId, offer: Offer, now: number): string {

@@ -178,6 +178,10 @@ export class TransferReceiver implements IncomingHandler {
             });
           }
         }
+        // Ask for the offer again: a status that needs it, for a transfer we do not know yet.
+        const status: Status = { tid, state: 'receiving', have: [], resend: [], needOffer: true };
+        const data = encodeStatus(this.ctx.key, this.ctx.self, peer, status, this.ctx.clock.now());
+        await this.ctx.relay.publish(peer, [{ name: statusName(tid), data }], { durable: false });
         return undefined;
       }
       this.trusted.add(peer);

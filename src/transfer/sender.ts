@@ -458,6 +458,11 @@ class OutgoingTransfer {
       );
       for (const index of acked) this.inRelay.delete(index);
     }
+    if (status.needOffer) {
+      // A fresh token, so the sync tool carries new content.
+      await this.publishOffer();
+      return;
+    }
     const grew = have.size !== this.have.size;
     this.have = have;
     this.resend = new Set(status.resend.filter((index) => !have.has(index)));
