@@ -16,6 +16,7 @@ import type { PeerId } from '../util/peer-id.js';
 import type { PeerContext } from './context.js';
 import { type AckBody, decodeEnvelope, type Envelope, encodeEnvelope, PROTOCOL_VERSION } from './envelope.js';
 import { ACK_NAME, messageName, parseMessageName } from './names.js';
+import { RepeatSchedule } from './repeat.js';
 
 /** One delivered message, as kept in the inbox (DMP_HOME/state/streams/<peer>/inbox.jsonl). */
 export interface InboxMessage {
@@ -27,8 +28,6 @@ export interface InboxMessage {
 }
 
 const BATCH_MESSAGES = 1000;
-/** How often an ack the sender seems not to have seen is published again, ms. */
-const ACK_REPEAT_MS = 5000;
 
 export class MessageReceiver {
   readonly inbox: Journal<InboxMessage>;
@@ -36,7 +35,7 @@ export class MessageReceiver {
   /** Files that failed, by name, with the version that failed: retried once it changes. */
   private readonly bad = new Map<string, string>();
   private lastAck: string | undefined;
-  private lastAckAt = 0;
+  private readonly repeat: RepeatSchedule;
   private authOk = 0;
   /** The last poll stopped at the batch limit with the next message already there. */
   hasMore = false;
@@ -47,6 +46,7 @@ export class MessageReceiver {
     readonly peer: PeerId,
   ) {
     this.inbox = new Journal(ctx.home.stream(peer, 'inbox.jsonl'));
+    this.repeat = new RepeatSchedule(ctx.clock);
   }
 
   /** Every file from this peer so far failed authentication: most likely the keys differ. */
@@ -110,7 +110,7 @@ export class MessageReceiver {
     // The sender has not reacted to our ack (files we acknowledged are still there, or a resend
     // we asked for has not come): the ack may have reached it damaged. Publish it again.
     const ignored = this.bad.size > 0 || [...present].some((seq) => seq <= (this.deliveredThrough ?? 0));
-    await this.publishAck(ignored && this.ctx.clock.now() - this.lastAckAt >= ACK_REPEAT_MS);
+    await this.publishAck(ignored && this.repeat.due);
     return delivered;
   }
 
@@ -179,7 +179,7 @@ export class MessageReceiver {
     await this.ctx.relay.publish(this.peer, [{ name: ACK_NAME, data: encodeEnvelope(this.ctx.key, envelope) }], {
       durable: false,
     });
+    this.repeat.published(summary !== this.lastAck);
     this.lastAck = summary;
-    this.lastAckAt = this.ctx.clock.now();
   }
 }

@@ -123,7 +123,13 @@ export class MessageSender {
     const ack = await this.readAck();
     if (ack?.fresh) {
       const repair = !this.repaired;
-      await withLock(this.lockPath, () => this.applyAck(ack.body, { repair, settle: true }));
+      try {
+        await withLock(this.lockPath, () => this.applyAck(ack.body, { repair, settle: true }));
+      } catch (error) {
+        // Not acted upon: let the next look treat this ack as new again.
+        this.lastAckVersion = undefined;
+        throw error;
+      }
       this.repaired = true;
     }
     return ack && { through: ack.body.through, resend: ack.body.resend };

@@ -18,6 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { PeerContext } from '../stream/context.js';
+import { RepeatSchedule } from '../stream/repeat.js';
 import type { IncomingHandler } from '../stream/service.js';
 import type { PeerId } from '../util/peer-id.js';
 import {
@@ -36,9 +37,6 @@ import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
 
 /** Chunks read and decrypted ahead of the one being written. */
 const READ_AHEAD = 2;
-
-/** How often a status the sender seems not to have seen is published again, ms. */
-const STATUS_REPEAT_MS = 5000;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -87,7 +85,7 @@ interface Incoming {
   hash: Hash | undefined;
   hashedIndex: number;
   lastStatus?: string;
-  lastStatusAt: number;
+  repeat: RepeatSchedule;
 }
 
 export class TransferReceiver implements IncomingHandler {
@@ -144,7 +142,7 @@ export class TransferReceiver implements IncomingHandler {
         incoming.state.state === 'complete' ||
         incoming.state.state === 'failed' ||
         present.some((index) => incoming.have.has(index));
-      await this.publishStatus(incoming, ignored && this.ctx.clock.now() - incoming.lastStatusAt >= STATUS_REPEAT_MS);
+      await this.publishStatus(incoming, ignored && incoming.repeat.due);
     }
     await this.collectGarbage(peer, offers);
     return false;
@@ -210,7 +208,7 @@ export class TransferReceiver implements IncomingHandler {
       bad: new Map(),
       hash: undefined,
       hashedIndex: 0,
-      lastStatusAt: 0,
+      repeat: new RepeatSchedule(this.ctx.clock),
     };
     this.transfers.set(key, incoming);
     if (state.state === 'receiving' || state.state === 'paused') {
@@ -511,8 +509,8 @@ export class TransferReceiver implements IncomingHandler {
     const data = encodeStatus(this.ctx.key, this.ctx.self, state.peer, status, this.ctx.clock.now());
     // Not fsynced: a status is derived from the state file and is published again after a crash.
     await this.ctx.relay.publish(state.peer, [{ name: statusName(state.tid), data }], { durable: false });
+    incoming.repeat.published(summary !== incoming.lastStatus);
     incoming.lastStatus = summary;
-    incoming.lastStatusAt = this.ctx.clock.now();
   }
 
   /**
