@@ -69,7 +69,7 @@ function send() {
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
-      const view = new ProgressView(PROGRAM, argv.json ?? false);
+      const view = new ProgressView(PROGRAM, 'send', argv.json ?? false);
       try {
         await peer.sendFiles(argv.peer, argv.paths, { blockSize, signal, onEvent: (event) => view.handle(event) });
       } finally {
@@ -103,7 +103,7 @@ function receive() {
       }
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
-      const view = new ProgressView(PROGRAM, argv.json ?? false);
+      const view = new ProgressView(PROGRAM, 'receive', argv.json ?? false);
       let failures = 0;
       try {
         await peer.receiveFiles({

@@ -10,6 +10,8 @@ import { printJson, sanitize } from './common.js';
 interface FileView {
   total: number;
   bytes: number;
+  /** "to bob" or "from alice". */
+  who: string;
   started: number;
   lastLine: number;
   bar?: cliProgress.SingleBar;
@@ -24,13 +26,14 @@ export class ProgressView {
 
   constructor(
     private readonly program: string,
+    private readonly direction: 'send' | 'receive',
     private readonly json: boolean,
     tty = process.stderr.isTTY === true,
   ) {
     if (!json && tty) {
       this.multibar = new cliProgress.MultiBar(
         {
-          format: ' {file} |{bar}| {percentage}% {done}/{size} {rate} ETA {eta_h} {status}',
+          format: ' {file} {who} |{bar}| {percentage}% {done}/{size} {rate} ETA {eta_formatted} {status}',
           barCompleteChar: '█',
           barIncompleteChar: '░',
           hideCursor: true,
@@ -59,12 +62,16 @@ export class ProgressView {
     const now = Date.now();
     switch (event.event) {
       case 'offer': {
-        const view: FileView = { total: event.total, bytes: 0, started: now, lastLine: now, status: '' };
+        const who = this.direction === 'send' ? `to ${event.peer}` : `from ${event.peer}`;
+        const view: FileView = { total: event.total, bytes: 0, who, started: now, lastLine: now, status: '' };
         this.files.set(key, view);
         if (this.multibar) {
           view.bar = this.multibar.create(Math.max(1, event.total), 0, this.payload(file, view));
         } else {
-          this.say(`${this.program}: ${event.resumed ? 'resuming' : 'starting'} ${file} (${formatSize(event.total)})`);
+          const verb = this.direction === 'send' ? 'sending' : 'receiving';
+          this.say(
+            `${this.program}: ${event.resumed ? `resuming (${verb})` : verb} ${file} ${who} (${formatSize(event.total)})`,
+          );
         }
         break;
       }
@@ -72,9 +79,11 @@ export class ProgressView {
         const view = this.files.get(key);
         if (!view) break;
         view.bytes = event.bytes;
-        view.status = '';
-        if (view.bar) view.bar.update(event.bytes, this.payload(file, view));
-        else if (now - view.lastLine >= PLAIN_EVERY_MS) {
+        if (view.bar) {
+          // The bar shows a waiting state only while it lasts.
+          view.status = '';
+          view.bar.update(event.bytes, this.payload(file, view));
+        } else if (now - view.lastLine >= PLAIN_EVERY_MS) {
           view.lastLine = now;
           const percent = view.total === 0 ? 100 : Math.floor((event.bytes / view.total) * 100);
           this.say(
@@ -88,7 +97,14 @@ export class ProgressView {
         if (view?.bar) {
           view.status = event.reason;
           view.bar.update(view.bytes, this.payload(file, view));
-        } else this.say(`${this.program}: ${file}: ${sanitize(event.reason)}`);
+        } else if (view === undefined || view.status !== event.reason || now - view.lastLine >= PLAIN_EVERY_MS) {
+          // Plain output says a waiting reason once, and again only every few seconds.
+          if (view) {
+            view.status = event.reason;
+            view.lastLine = now;
+          }
+          this.say(`${this.program}: ${file}: ${sanitize(event.reason)}`);
+        }
         break;
       }
       case 'done': {
@@ -120,6 +136,7 @@ export class ProgressView {
   private payload(file: string, view: FileView): Record<string, string> {
     return {
       file: file.length > 30 ? `…${file.slice(-29)}` : file.padEnd(30),
+      who: view.who.padEnd(12),
       done: formatSize(view.bytes),
       size: formatSize(view.total),
       rate: this.rate(view),
