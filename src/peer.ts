@@ -287,12 +287,7 @@ export class Peer {
         options.onShared?.();
       }
       const handlers = release ? [this.messageHandler(() => printer.poke())] : [];
-      const service = runService(this.ctx, this.feed, {
-        signal: stop.signal,
-        senderFor: (peer) => this.sender(peer),
-        handlers,
-        onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
-      }).catch(fail);
+      const service = this.serve({ signal: stop.signal, handlers }).catch(fail);
       while (!stop.signal.aborted) {
         await show().catch(fail);
         // The receiver in this process pokes at once; a receiver elsewhere is polled.
@@ -365,12 +360,7 @@ export class Peer {
           }
         },
       });
-      await runService(this.ctx, this.feed, {
-        signal: stop.signal,
-        senderFor: (peer) => this.sender(peer),
-        handlers: [receiver],
-        onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
-      });
+      await this.serve({ signal: stop.signal, handlers: [receiver] });
       return done;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
