@@ -25,6 +25,8 @@ import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
+/** How long `receiveFiles({ count })` waits for senders to see its last verdicts, ms. */
+const SETTLE_MS = 10_000;
 
 export interface PeerOptions {
   /** The relay folder, or a RelayStorage (tests use MemoryRelay). */
@@ -347,8 +349,22 @@ export class Peer {
     const onAbort = () => stop.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const done: TransferEvent[] = [];
+    let receiver: TransferReceiver | undefined;
+    // With `count`, the last verdict must reach its sender before we stop (it may have reached
+    // it damaged and need publishing again): serve on until the senders have withdrawn their
+    // offers, for at most SETTLE_MS.
+    let settling = false;
+    const settleThenStop = async () => {
+      if (settling) return;
+      settling = true;
+      const until = this.ctx.clock.now() + SETTLE_MS;
+      while (!stop.signal.aborted && this.ctx.clock.now() < until && receiver?.hasUnsettled !== false) {
+        await this.ctx.clock.sleep(50, stop.signal).catch(() => {});
+      }
+      stop.abort();
+    };
     try {
-      const receiver = new TransferReceiver(this.ctx, {
+      receiver = new TransferReceiver(this.ctx, {
         out: options.out ?? process.cwd(),
         from,
         overwrite: options.overwrite,
@@ -356,7 +372,7 @@ export class Peer {
           options.onEvent?.(event);
           if (event.event === 'done') {
             done.push(event);
-            if (options.count !== undefined && done.length >= options.count) stop.abort();
+            if (options.count !== undefined && done.length >= options.count) void settleThenStop();
           }
         },
       });

@@ -129,7 +129,8 @@ export function decrypt(key: FernetKey, token: Buffer, options: DecryptOptions =
   const macOffset = token.length - HMAC_LENGTH;
   const expected = createHmac('sha256', key.signingKey).update(token.subarray(0, macOffset)).digest();
   if (!timingSafeEqual(expected, token.subarray(macOffset))) {
-    throw new DmpError('AUTH', 'token failed authentication (wrong key, or tampered)');
+    // data.check says which check failed: only 'mac' can mean another key; the others are damage.
+    throw new DmpError('AUTH', 'token failed authentication (wrong key, or tampered)', { data: { check: 'mac' } });
   }
   if (options.ttlSeconds !== undefined) {
     const now = options.now ?? Math.floor(Date.now() / 1000);

@@ -98,6 +98,13 @@ export class TransferReceiver implements IncomingHandler {
   private readonly trusted = new Set<PeerId>();
   /** Chunk buffers to read into again. */
   private readonly buffers: Buffer[] = [];
+  /** Finished transfers (peer/tid) whose sender has not yet withdrawn its offer. */
+  private readonly unsettled = new Set<string>();
+
+  /** True while a sender may not yet know a verdict: its offer is still there. */
+  get hasUnsettled(): boolean {
+    return this.unsettled.size > 0;
+  }
 
   constructor(
     private readonly ctx: PeerContext,
@@ -128,6 +135,8 @@ export class TransferReceiver implements IncomingHandler {
     for (const tid of offers) {
       const incoming = await this.load(peer, tid);
       if (!incoming) continue;
+      if (incoming.state.state === 'complete' || incoming.state.state === 'failed')
+        this.unsettled.add(`${peer}/${tid}`);
       if (incoming.state.state === 'receiving' || incoming.state.state === 'paused') {
         await this.receiveChunks(
           incoming,
@@ -165,12 +174,13 @@ export class TransferReceiver implements IncomingHandler {
         if (this.rejectedOffers.get(key) === read.version) return undefined;
         this.rejectedOffers.set(key, read.version);
         this.ctx.logger.log('warn', 'offer-rejected', { peer, file: offerName(tid), reason: error.message });
-        // One damaged offer is a sync glitch (the sender publishes it again); two failing files
-        // from a peer none of whose files ever authenticated is a key mismatch.
-        if (isDmpError(error, 'AUTH')) {
+        // A damaged offer is a sync glitch (the sender publishes it again). Only a well-formed
+        // token that fails its HMAC can mean another key, and only three of them from a peer
+        // none of whose files ever authenticated are taken for one.
+        if (isDmpError(error, 'AUTH') && error.data.check === 'mac') {
           const failures = (this.authFailures.get(peer) ?? 0) + 1;
           this.authFailures.set(peer, failures);
-          if (failures >= 2 && !this.trusted.has(peer)) {
+          if (failures >= 3 && !this.trusted.has(peer)) {
             throw new DmpError('AUTH', `cannot authenticate the offer from ${peer}: wrong relay key?`, {
               data: { peer },
             });
@@ -432,6 +442,7 @@ export class TransferReceiver implements IncomingHandler {
    */
   private async finish(incoming: Incoming): Promise<void> {
     const event = await this.verifyAndPlace(incoming);
+    this.unsettled.add(`${incoming.state.peer}/${incoming.state.tid}`);
     await this.publishStatus(incoming);
     this.options.onEvent?.(event);
   }
@@ -540,6 +551,7 @@ export class TransferReceiver implements IncomingHandler {
         });
       }
       this.transfers.delete(key);
+      this.unsettled.delete(key);
       await unlink(this.statePath(peer, tid)).catch(() => {});
       await this.ctx.relay.remove(peer, [name]);
     }

@@ -19,6 +19,7 @@ import { acquireLock } from '../local/lock.js';
 import type { PeerContext } from '../stream/context.js';
 import type { ChangeFeed } from '../stream/feed.js';
 import { publishWithinQuota } from '../stream/quota.js';
+import { RepeatSchedule } from '../stream/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
 import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
 import { decodeStatus, encodeOffer, type Offer, type Status } from './control.js';
@@ -27,9 +28,6 @@ import { chunkName, offerName, parseChunkName, statusName } from './names.js';
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
 const PIPELINE_DEPTH = 2;
-
-/** How long an offer may go without any status before it is published again, ms. */
-const OFFER_REPEAT_MS = 30_000;
 
 /** Header and Fernet framing added to each block; the quota must hold one block plus this. */
 export const CHUNK_OVERHEAD = 1024;
@@ -175,6 +173,7 @@ class OutgoingTransfer {
   private statusAuthFailures = 0;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
+  private readonly offerRepeat: RepeatSchedule;
   /** Bytes this run wrote into the relay (offer and chunks, resends included). */
   private relayBytes = 0;
   private status: Status | undefined;
@@ -189,6 +188,7 @@ class OutgoingTransfer {
     private readonly options: SendFileOptions,
   ) {
     this.plan = planChunks(state.size, state.blockSize);
+    this.offerRepeat = new RepeatSchedule(ctx.clock);
     const subscription = feed.subscribe((change) => change.owner === state.peer && change.dir === ctx.self);
     this.wakeup = subscription.wakeup;
     this.unsubscribe = subscription.unsubscribe;
@@ -331,6 +331,7 @@ class OutgoingTransfer {
     const data = encodeOffer(ctx.key, ctx.self, state.peer, offer, ctx.clock.now());
     await this.withinQuota(data.length, () => ctx.relay.publish(state.peer, [{ name: offerName(state.tid), data }]));
     this.relayBytes += data.length;
+    this.offerRepeat.published(this.offerAt === 0);
     this.offerAt = ctx.clock.now();
   }
 
@@ -421,10 +422,10 @@ class OutgoingTransfer {
   private async readStatus(): Promise<void> {
     const { ctx, state } = this;
     const read = await ctx.relay.read(state.peer, ctx.self, statusName(state.tid));
-    if (read === undefined && this.status === undefined && this.offerAt > 0) {
-      // No word from the receiver yet: it may not run, or our offer reached it damaged.
-      if (ctx.clock.now() - this.offerAt > OFFER_REPEAT_MS) await this.publishOffer();
-      return;
+    if (this.status === undefined && this.offerAt > 0 && this.offerRepeat.due) {
+      // No readable word from the receiver yet: it may not run, or our offer (or its request
+      // for it) reached the other side damaged. Publish the offer again, ever less often.
+      await this.publishOffer();
     }
     if (read === undefined || read.version === this.lastStatusVersion) return;
     this.lastStatusVersion = read.version;
