@@ -3,10 +3,7 @@
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
 import yargs, { type Argv } from 'yargs';
-import { resolveConfig } from '../config.js';
-import { DmpError, isDmpError } from '../errors.js';
-import type { Logger, LogLevel } from '../log.js';
-import { Peer, type PeerOptions } from '../peer.js';
+import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
 
 export interface GlobalArgs {
   relay?: string;

@@ -5,12 +5,7 @@
  */
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { queueFiles } from '../daemon/spool.js';
-import { DmpError } from '../errors.js';
-import { HomeLayout } from '../local/home.js';
-import { expandSources } from '../transfer/walk.js';
-import { parsePeerId } from '../util/peer-id.js';
-import { parseSize } from '../util/size.js';
+import { DmpError, expandSources, HomeLayout, parsePeerId, parseSize, queueFiles } from '../index.js';
 import {
   type GlobalArgs,
   interruptSignal,

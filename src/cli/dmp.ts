@@ -5,16 +5,18 @@
  */
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { initPeer } from '../config.js';
-import { generateKey } from '../crypto/fernet.js';
-import { runDaemon } from '../daemon/daemon.js';
-import { jsonLogger } from '../daemon/log-file.js';
-import { collectStatus } from '../daemon/status.js';
-import { DmpError } from '../errors.js';
-import { HomeLayout } from '../local/home.js';
-import { Peer } from '../peer.js';
-import type { InboxMessage } from '../stream/receiver.js';
-import { formatSize } from '../util/size.js';
+import {
+  collectStatus,
+  DmpError,
+  formatSize,
+  generateKey,
+  HomeLayout,
+  type InboxMessage,
+  initPeer,
+  jsonLogger,
+  Peer,
+  runDaemon,
+} from '../index.js';
 import {
   type GlobalArgs,
   interruptSignal,

@@ -3,8 +3,7 @@
  * seconds when stderr is not a terminal, or every event as JSON on stdout with --json.
  */
 import cliProgress from 'cli-progress';
-import type { TransferEvent } from '../transfer/events.js';
-import { formatSize } from '../util/size.js';
+import { formatSize, type TransferEvent } from '../index.js';
 import { printJson, sanitize } from './common.js';
 
 interface FileView {

@@ -1,0 +1,48 @@
+/**
+ * The public API of dmp: what `import { ... } from 'dmp'` gives. The CLI (src/cli/) uses only
+ * what is exported here.
+ */
+export { type Clock, systemClock } from './clock.js';
+export {
+  type ConfigFile,
+  type ConfigFlags,
+  type InitResult,
+  initPeer,
+  type ResolvedConfig,
+  resolveConfig,
+  resolveHome,
+} from './config.js';
+export {
+  decrypt,
+  decryptText,
+  encrypt,
+  encryptText,
+  type FernetKey,
+  generateKey,
+  parseKey,
+} from './crypto/fernet.js';
+export { type DaemonOptions, runDaemon } from './daemon/daemon.js';
+export { jsonLogger } from './daemon/log-file.js';
+export { queueFiles } from './daemon/spool.js';
+export { collectStatus, type PeerReport, type StatusReport, type TransferReport } from './daemon/status.js';
+export { DmpError, type ErrorCode, isDmpError } from './errors.js';
+export { HomeLayout } from './local/home.js';
+export type { Logger, LogLevel } from './log.js';
+export {
+  DEFAULT_QUOTA,
+  type ListenOptions,
+  Peer,
+  type PeerOptions,
+  type ReceiveFilesOptions,
+  type SendFilesOptions,
+  type SendOptions,
+} from './peer.js';
+export { FolderRelay, type FolderRelayOptions } from './relay/folder-relay.js';
+export { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from './relay/memory-relay.js';
+export type { RelayChange, RelayFile, RelayRead, RelayStorage } from './relay/storage.js';
+export type { PingOptions, PingReply } from './stream/ping.js';
+export type { InboxMessage } from './stream/receiver.js';
+export type { TransferEvent, TransferEventListener } from './transfer/events.js';
+export { expandSources } from './transfer/walk.js';
+export { type PeerId, parsePeerId } from './util/peer-id.js';
+export { formatSize, parseSize } from './util/size.js';
