@@ -555,15 +555,20 @@ describe('DFTP over a simulated sync', () => {
     const key = parseKey(world.key);
     const CHUNK_2 = /^alice\/bob\/chunk-[0-9a-f]{16}-00000002\.dfc$/;
     let forged = false;
+    let forging = false;
+    // Every delivery of chunk 2 is forged, a duplicate one included: a genuine copy arriving
+    // later would otherwise replace the forgery before the receiver reads it.
     const unhook = world.b.subscribe((path, local) => {
       const stored = world.b.files.get(path);
-      if (local || forged || !stored || !CHUNK_2.test(path)) return;
+      if (local || forging || !stored || !CHUNK_2.test(path)) return;
       forged = true;
       // Authentic, well-bound, but its data is not the file's: only the checksum can tell.
       const { header, data } = decodeChunkPlaintext(decrypt(key, stored.data));
       const other = Buffer.from(data);
       other[100] = (other[100] ?? 0) ^ 0xff;
+      forging = true;
       world.b.put(path, encrypt(key, encodeChunkPlaintext(header, other)), false);
+      forging = false;
     });
     try {
       const data = randomData(5909, 1 * MiB);
