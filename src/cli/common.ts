@@ -139,6 +139,13 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A --count must be a whole number of at least 1 (usage error otherwise). */
+export function checkCount(value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+    throw new DmpError('USAGE', `invalid --count '${value}'`);
+  }
+}
+
 export function secondsToMs(value: number | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isFinite(value) || value < 0) throw new DmpError('USAGE', `invalid --${name} '${value}' (seconds)`);

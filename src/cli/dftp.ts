@@ -7,6 +7,7 @@ import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DmpError, expandSources, HomeLayout, parsePeerId, parseSize, queueFiles } from '../index.js';
 import {
+  checkCount,
   type GlobalArgs,
   interruptSignal,
   joinOptionValues,
@@ -93,9 +94,7 @@ function receive() {
         .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N files' })
         .option('overwrite', { type: 'boolean', describe: 'replace existing files instead of choosing a free name' }),
     handler: async (argv: ReceiveArgs) => {
-      if (argv.count !== undefined && (!Number.isInteger(argv.count) || argv.count < 1)) {
-        throw new DmpError('USAGE', `invalid --count '${argv.count}'`);
-      }
+      checkCount(argv.count);
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       const view = new ProgressView(PROGRAM, 'receive', argv.json ?? false);

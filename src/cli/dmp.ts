@@ -18,6 +18,7 @@ import {
   runDaemon,
 } from '../index.js';
 import {
+  checkCount,
   type GlobalArgs,
   interruptSignal,
   joinOptionValues,
@@ -184,9 +185,7 @@ function listen() {
         .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N messages' })
         .option('timeout', { type: 'number', describe: 'exit 1 if the messages have not come within S seconds' }),
     handler: async (argv: ListenArgs) => {
-      if (argv.count !== undefined && (!Number.isInteger(argv.count) || argv.count < 1)) {
-        throw new DmpError('USAGE', `invalid --count '${argv.count}'`);
-      }
+      checkCount(argv.count);
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
@@ -226,8 +225,7 @@ function pingCommand() {
         .option('interval', { type: 'number', alias: 'i', default: 1, describe: 'seconds between pings' })
         .option('timeout', { type: 'number', alias: 'W', default: 10, describe: 'seconds to wait for each reply' }),
     handler: async (argv: PingArgs) => {
-      if (!Number.isInteger(argv.count) || argv.count < 1)
-        throw new DmpError('USAGE', `invalid --count '${argv.count}'`);
+      checkCount(argv.count);
       const intervalMs = secondsToMs(argv.interval, 'interval') ?? 1000;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout') ?? 10_000;
       const peer = await openPeer(argv, PROGRAM);
