@@ -257,7 +257,9 @@ function fastClock(speed: number): Clock {
   const start = Date.now();
   return {
     now: () => start + (Date.now() - start) * speed,
+    elapsed: () => systemClock.elapsed() * speed,
     sleep: (ms, signal) => systemClock.sleep(ms / speed, signal),
+    timeout: (ms, fn) => systemClock.timeout(ms / speed, fn),
   };
 }
 
