@@ -2,7 +2,7 @@
  * The public API of dmp: what `import { ... } from 'dmp'` gives. The CLI (src/cli/) uses only
  * what is exported here.
  */
-export { type Clock, systemClock } from './clock.js';
+export { type Cancel, type Clock, every, ManualClock, systemClock } from './clock.js';
 export {
   type ConfigFile,
   type ConfigFlags,
@@ -28,9 +28,11 @@ export { collectStatus, type PeerReport, type StatusReport, type TransferReport 
 export { DmpError, type ErrorCode, isDmpError } from './errors.js';
 export { HomeLayout } from './local/home.js';
 export type { Logger, LogLevel } from './log.js';
+export type { AuthVerdict } from './node/auth-guard.js';
 export {
   DEFAULT_QUOTA,
   type ListenOptions,
+  type MessageCounts,
   Peer,
   type PeerOptions,
   type ReceiveFilesOptions,
@@ -43,6 +45,7 @@ export type { RelayChange, RelayFile, RelayRead, RelayStorage } from './relay/st
 export type { PingOptions, PingReply } from './stream/ping.js';
 export type { InboxMessage } from './stream/receiver.js';
 export type { TransferEvent, TransferEventListener } from './transfer/events.js';
+export type { TransferRecord } from './transfer/records.js';
 export { expandSources } from './transfer/walk.js';
 export { type PeerId, parsePeerId } from './util/peer-id.js';
 export { formatSize, parseSize } from './util/size.js';

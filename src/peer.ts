@@ -1,26 +1,31 @@
 /**
- * The public API: one Peer per (relay, id, key, home). The CLI is a thin layer over this.
+ * The public API: one Peer per (relay, id, key, home). A Peer is a node (src/node/node.ts) with
+ * the message, ping and transfer services registered; each method composes them. The CLI and
+ * the daemon are thin layers over this.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { type Clock, systemClock } from './clock.js';
-import { CryptoPool } from './crypto/crypto-pool.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
 import { HomeLayout } from './local/home.js';
-import { acquireLock } from './local/lock.js';
+import { acquireLock, type Release } from './local/lock.js';
 import { type Logger, silentLogger } from './log.js';
+import { AuthGuard } from './node/auth-guard.js';
+import { Wakeup } from './node/feed.js';
+import { Node, type NodeComponents } from './node/node.js';
+import { SharedKeySealer } from './node/seal.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
-import type { PeerContext } from './stream/context.js';
-import { ChangeFeed, Wakeup } from './stream/feed.js';
-import { type PingOptions, type PingReply, ping } from './stream/ping.js';
-import { type InboxMessage, MessageReceiver } from './stream/receiver.js';
-import { MessageSender } from './stream/sender.js';
-import { type IncomingHandler, runService, type ServiceOptions } from './stream/service.js';
+import { MessageService } from './stream/message-service.js';
+import { parseMessageName } from './stream/names.js';
+import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
+import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.js';
+import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
-import { TransferReceiver } from './transfer/receiver.js';
-import { checkQuotaHoldsBlock, defaultBlockSize, type SendFileResult, sendFile } from './transfer/sender.js';
+import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
+import { listTransfers, type TransferRecord } from './transfer/records.js';
+import { type SendFileResult, sendFile } from './transfer/sender.js';
 import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
@@ -39,14 +44,18 @@ export interface PeerOptions {
   home: string;
   /** Poll the relay every this many ms instead of native events (network shares). */
   pollMs?: number;
-  /** Full rescan interval, ms (default 2000). */
+  /** Full rescan interval, ms. @default 2000 */
   rescanMs?: number;
-  /** Bytes this peer may hold in its relay folder (default 64 MiB). */
+  /** Bytes this peer may hold in its relay folder. @default 64 MiB */
   quota?: number;
+  /** @default systemClock */
   clock?: Clock;
+  /** @default silent */
   logger?: Logger;
   /** Only look (dmp status): do not create or probe this peer's folder. */
   inspectOnly?: boolean;
+  /** Bulk crypto of file chunks in a worker thread. @default true */
+  cryptoWorker?: boolean;
 }
 
 export interface SendOptions {
@@ -92,21 +101,32 @@ export interface ReceiveFilesOptions {
   onEvent?: TransferEventListener;
 }
 
+/** Messages waiting each way between this peer and another. */
+export interface MessageCounts {
+  /** Sent to the peer and not yet acknowledged. */
+  outgoing: number;
+  /** From the peer: in the relay not yet delivered, plus delivered and not yet shown. */
+  incoming: number;
+}
+
 interface ReadCursor {
   offset: number;
 }
 
 export class Peer {
   readonly self: PeerId;
-  readonly ctx: PeerContext;
-  private readonly senders = new Map<PeerId, MessageSender>();
-  private readonly receivers = new Map<PeerId, MessageReceiver>();
-  private readonly closer = new AbortController();
-  private feedInstance: ChangeFeed | undefined;
+  private readonly node: Node;
+  private readonly components: NodeComponents;
+  private readonly messages: MessageService;
 
-  private constructor(ctx: PeerContext) {
-    this.ctx = ctx;
-    this.self = ctx.self;
+  private constructor(node: Node) {
+    this.node = node;
+    this.components = node.components;
+    this.self = node.components.self;
+    this.messages = new MessageService(this.components);
+    // Every process answers pings and acts on acks while its loop runs.
+    node.register(new PingResponder(this.components));
+    node.register(this.messages.acks);
   }
 
   static async open(options: PeerOptions): Promise<Peer> {
@@ -114,6 +134,7 @@ export class Peer {
     const key: FernetKey = parseKey(options.key);
     const home = new HomeLayout(options.home, self);
     const logger = options.logger ?? silentLogger;
+    const clock = options.clock ?? systemClock;
     await mkdir(options.home, { recursive: true });
     let relay: RelayStorage;
     if (typeof options.relay === 'string') {
@@ -130,52 +151,63 @@ export class Peer {
     }
     if (options.inspectOnly) await relay.peers();
     else await relay.open();
-    return new Peer({
+    const node = new Node({
       self,
       relay,
-      key,
+      sealer: new SharedKeySealer({ key, now: () => clock.now(), worker: options.cryptoWorker }),
+      guard: new AuthGuard({ clock, logger }),
       home,
-      clock: options.clock ?? systemClock,
+      clock,
       logger,
       quota: options.quota ?? DEFAULT_QUOTA,
-      cryptoPool: new CryptoPool(),
     });
+    return new Peer(node);
   }
 
-  /** Stops watchers; the Peer cannot be used afterwards. */
+  /** Where this peer's local files are (DMP_HOME). */
+  get home(): HomeLayout {
+    return this.components.home;
+  }
+
+  get clock(): Clock {
+    return this.components.clock;
+  }
+
+  /** Bytes this peer may hold in the relay. */
+  get quota(): number {
+    return this.components.quota;
+  }
+
+  /** Stops watchers and threads; the Peer cannot be used afterwards. */
   close(): void {
-    this.closer.abort();
-    this.ctx.cryptoPool.close();
+    this.node.close();
   }
 
-  get feed(): ChangeFeed {
-    this.feedInstance ??= new ChangeFeed(this.ctx.relay, this.ctx.clock, this.closer.signal);
-    return this.feedInstance;
+  /** Hears, once per peer, that its files do not authenticate (another key, or a stranger). */
+  onUnauthenticated(listener: (peer: PeerId, reason: string) => void): () => void {
+    return this.components.guard.onUnauthenticated(listener);
   }
 
-  sender(peer: PeerId): MessageSender {
-    let sender = this.senders.get(peer);
-    if (!sender) {
-      sender = new MessageSender(this.ctx, peer);
-      this.senders.set(peer, sender);
-    }
-    return sender;
+  /** Hears of every failure the service loop backs off from (one peer's folder, or the relay). */
+  onError(listener: (error: DmpError, peer?: PeerId) => void): () => void {
+    return this.node.onError(listener);
   }
 
-  private receiver(peer: PeerId): MessageReceiver {
-    let receiver = this.receivers.get(peer);
-    if (!receiver) {
-      receiver = new MessageReceiver(this.ctx, peer);
-      this.receivers.set(peer, receiver);
-    }
-    return receiver;
+  /** Hears when the files of a peer changed. */
+  onActivity(listener: (peer: PeerId) => void): () => void {
+    return this.node.onActivity(listener);
+  }
+
+  /** The other peers of the relay. */
+  async peers(): Promise<PeerId[]> {
+    return (await this.components.relay.peers()).filter((peer) => peer !== this.self);
   }
 
   /** Fails with UNKNOWN_PEER when `peer` has no folder in the relay. */
   async requirePeer(peer: string): Promise<PeerId> {
     const id = parsePeerId(peer, 'peer');
     if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
-    if (!(await this.ctx.relay.peers()).includes(id)) {
+    if (!(await this.components.relay.peers()).includes(id)) {
       throw new DmpError('UNKNOWN_PEER', `no peer '${id}' in the relay (has it run dmp init with this relay?)`, {
         data: { peer: id },
       });
@@ -183,10 +215,18 @@ export class Peer {
     return id;
   }
 
+  /**
+   * Runs the service loop until the signal fires: answers pings, acts on acks, and serves
+   * whatever roles this process holds. Callers share one loop per Peer.
+   */
+  serve(options: { signal: AbortSignal }): Promise<void> {
+    return this.node.run(options.signal);
+  }
+
   /** Sends each text as one message. Returns their sequence numbers. */
   async send(to: string, texts: readonly string[], options: SendOptions = {}): Promise<number[]> {
     const peer = await this.requirePeer(to);
-    const sender = this.sender(peer);
+    const sender = this.messages.sender(peer);
     // Housekeeping first: delete what was delivered since we last looked.
     await sender.processAck();
     const seqs = await sender.send(texts, { signal: options.signal, onWaiting: options.onWaiting });
@@ -195,21 +235,21 @@ export class Peer {
   }
 
   private async waitForAck(peer: PeerId, through: number, options: SendOptions): Promise<void> {
-    const sender = this.sender(peer);
-    const { wakeup, unsubscribe } = this.feed.subscribe((change) => change.owner === peer && change.dir === this.self);
-    const deadline =
-      options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : this.ctx.clock.now() + options.timeoutMs;
+    const { clock, feed, guard } = this.components;
+    const sender = this.messages.sender(peer);
+    const { wakeup, unsubscribe } = feed.subscribe((change) => change.owner === peer && change.dir === this.self);
+    const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : clock.now() + options.timeoutMs;
     try {
       for (;;) {
         const ack = await sender.processAck();
         if (ack && ack.through >= through) return;
-        if (sender.suspectWrongKey) {
+        if (guard.isUnauthenticated(peer)) {
           throw new DmpError('AUTH', `cannot authenticate acknowledgements from ${peer}: wrong relay key?`, {
             data: { peer },
           });
         }
         if (options.signal?.aborted) throw new DmpError('ABORTED', 'cancelled');
-        const left = deadline - this.ctx.clock.now();
+        const left = deadline - clock.now();
         if (left <= 0) {
           throw new DmpError('TIMEOUT', `${peer} has not acknowledged message ${through} yet (it is in the relay)`, {
             data: { peer, through, acked: ack?.through ?? 0 },
@@ -225,7 +265,46 @@ export class Peer {
   /** Pings `to` like ping(8). */
   async ping(to: string, options: PingOptions = {}): Promise<PingReply[]> {
     const peer = await this.requirePeer(to);
-    return ping(this.ctx, this.feed, peer, options);
+    return ping(this.components, peer, options);
+  }
+
+  /**
+   * Takes the role of receiving messages in this process: delivers into the inbox and
+   * acknowledges, telling `onDelivered`. Fails with LOCKED when another process (a
+   * `dmp listen`, the daemon) holds it. Returns the release.
+   */
+  async receiveMessages(onDelivered: (peer: PeerId, messages: InboxMessage[]) => void): Promise<Release> {
+    const release = await acquireLock(this.components.home.lock('receive-messages'), {
+      waitMs: 0,
+      purpose: 'another dmp listen or the daemon',
+      logger: this.components.logger,
+    });
+    const unregister = this.node.register(this.messages.receiving(onDelivered));
+    return async () => {
+      unregister();
+      await release();
+    };
+  }
+
+  /**
+   * Takes the role of receiving files in this process. Fails with LOCKED when another process
+   * (a `dftp receive`, the daemon) holds it. Returns the receiver and the release.
+   */
+  async receiveFilesRole(options: ReceiveOptions): Promise<{ receiver: TransferReceiver; release: Release }> {
+    const release = await acquireLock(this.components.home.lock('receive-files'), {
+      waitMs: 0,
+      purpose: 'another dftp receive or the daemon',
+      logger: this.components.logger,
+    });
+    const receiver = new TransferReceiver(this.components, options);
+    const unregister = this.node.register(receiver);
+    return {
+      receiver,
+      release: async () => {
+        unregister();
+        await release();
+      },
+    };
   }
 
   /**
@@ -234,6 +313,7 @@ export class Peer {
    * or the signal.
    */
   async listen(options: ListenOptions): Promise<number> {
+    const { clock, home } = this.components;
     const from = options.from === undefined ? undefined : parsePeerId(options.from, 'peer');
     const stop = new AbortController();
     const onAbort = () => stop.abort();
@@ -244,13 +324,13 @@ export class Peer {
       failure ??= error;
       stop.abort();
     };
-    const printer = new Wakeup(this.ctx.clock);
+    const printer = new Wakeup(clock);
     const show = async () => {
-      for (const peer of from ? [from] : await this.otherPeers()) {
+      for (const peer of from ? [from] : await this.peers()) {
         if (options.count !== undefined && shown >= options.count) return;
-        const cursorPath = this.ctx.home.stream(peer, 'inbox.read');
+        const cursorPath = home.stream(peer, 'inbox.read');
         const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
-        const { records, ends } = await this.receiver(peer).inbox.read(cursor.offset);
+        const { records, ends } = await inboxOf(home, peer).read(cursor.offset);
         if (records.length === 0) continue;
         let taken = 0;
         for (const record of records) {
@@ -263,33 +343,27 @@ export class Peer {
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };
-    const timer =
+    const cancelTimer =
       options.timeoutMs === undefined
         ? undefined
-        : setTimeout(
-            () =>
-              fail(
-                new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
-                  data: { shown },
-                }),
-              ),
-            options.timeoutMs,
+        : clock.timeout(options.timeoutMs, () =>
+            fail(
+              new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
+                data: { shown },
+              }),
+            ),
           );
-    let release: (() => Promise<void>) | undefined;
+    let release: Release | undefined;
     try {
       await show();
       if (stop.signal.aborted) return shown;
       try {
-        release = await acquireLock(this.ctx.home.lock('receive-messages'), {
-          waitMs: 0,
-          purpose: 'another dmp listen or the daemon',
-        });
+        release = await this.receiveMessages(() => printer.poke());
       } catch (error) {
         if (!isDmpError(error, 'LOCKED')) throw error;
         options.onShared?.();
       }
-      const handlers = release ? [this.messageHandler(() => printer.poke())] : [];
-      const service = this.serve({ signal: stop.signal, handlers }).catch(fail);
+      const service = this.serve({ signal: stop.signal }).catch(fail);
       while (!stop.signal.aborted) {
         await show().catch(fail);
         // The receiver in this process pokes at once; a receiver elsewhere is polled.
@@ -299,11 +373,22 @@ export class Peer {
       if (failure) throw failure;
       return shown;
     } finally {
-      clearTimeout(timer);
+      cancelTimer?.();
       options.signal?.removeEventListener('abort', onAbort);
       stop.abort();
       await release?.();
     }
+  }
+
+  /** Sends one file to `to` under `name`; resolves once the receiver verified it. */
+  async sendFile(
+    to: string,
+    source: { path: string; name: string },
+    options: SendFilesOptions = {},
+  ): Promise<SendFileResult> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    return sendFile(this.components, peer, source, { ...options, blockSize });
   }
 
   /**
@@ -312,11 +397,11 @@ export class Peer {
    */
   async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
     const peer = await this.requirePeer(to);
-    const blockSize = options.blockSize ?? defaultBlockSize(this.ctx.quota);
-    checkQuotaHoldsBlock(this.ctx.quota, blockSize);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
     const { files, skipped } = await expandSources(paths);
     for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
-    // The message service runs alongside: acks get processed and pings answered meanwhile.
+    // The service loop runs alongside: acks get processed and pings answered meanwhile.
     const stop = new AbortController();
     const service = this.serve({ signal: stop.signal }).catch(() => {});
     const results: SendFileResult[] = [];
@@ -327,7 +412,7 @@ export class Peer {
           const file = files[next];
           next += 1;
           if (!file) break;
-          results.push(await sendFile(this.ctx, this.feed, peer, file, { ...options, blockSize }));
+          results.push(await sendFile(this.components, peer, file, { ...options, blockSize }));
         }
       };
       await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, files.length) }, worker));
@@ -340,16 +425,10 @@ export class Peer {
 
   /** Receives files into `out` until `count` files arrived whole, or the signal. */
   async receiveFiles(options: ReceiveFilesOptions = {}): Promise<TransferEvent[]> {
+    const { clock } = this.components;
     const from = options.from === undefined ? undefined : parsePeerId(options.from, 'peer');
-    const release = await acquireLock(this.ctx.home.lock('receive-files'), {
-      waitMs: 0,
-      purpose: 'another dftp receive or the daemon',
-    });
     const stop = new AbortController();
-    const onAbort = () => stop.abort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
     const done: TransferEvent[] = [];
-    let receiver: TransferReceiver | undefined;
     // With `count`, the last verdict must reach its sender before we stop (it may have reached
     // it damaged and need publishing again): serve on until the senders have withdrawn their
     // offers, for at most SETTLE_MS.
@@ -357,72 +436,58 @@ export class Peer {
     const settleThenStop = async () => {
       if (settling) return;
       settling = true;
-      const until = this.ctx.clock.now() + SETTLE_MS;
-      while (!stop.signal.aborted && this.ctx.clock.now() < until && receiver?.hasUnsettled !== false) {
-        await this.ctx.clock.sleep(50, stop.signal).catch(() => {});
+      const until = clock.now() + SETTLE_MS;
+      while (!stop.signal.aborted && clock.now() < until && role.receiver.hasUnsettled) {
+        await clock.sleep(50, stop.signal).catch(() => {});
       }
       stop.abort();
     };
+    const role = await this.receiveFilesRole({
+      out: options.out ?? process.cwd(),
+      from,
+      overwrite: options.overwrite,
+      onEvent: (event) => {
+        options.onEvent?.(event);
+        if (event.event === 'done') {
+          done.push(event);
+          if (options.count !== undefined && done.length >= options.count) void settleThenStop();
+        }
+      },
+    });
+    const onAbort = () => stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      receiver = new TransferReceiver(this.ctx, {
-        out: options.out ?? process.cwd(),
-        from,
-        overwrite: options.overwrite,
-        onEvent: (event) => {
-          options.onEvent?.(event);
-          if (event.event === 'done') {
-            done.push(event);
-            if (options.count !== undefined && done.length >= options.count) void settleThenStop();
-          }
-        },
-      });
-      await this.serve({ signal: stop.signal, handlers: [receiver] });
+      await this.serve({ signal: stop.signal });
       return done;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       stop.abort();
-      await release();
+      await role.release();
     }
   }
 
-  /**
-   * The consumer of incoming message streams: delivers into the inbox, acknowledges, and calls
-   * `onDelivered` when something new is there. Whoever runs it must hold the receive-messages lock.
-   */
-  messageHandler(onDelivered: (peer: PeerId, messages: InboxMessage[]) => void): IncomingHandler {
-    return {
-      handle: async (peer, names) => {
-        const receiver = this.receiver(peer);
-        const delivered = await receiver.poll(names);
-        if (receiver.suspectWrongKey) {
-          throw new DmpError('AUTH', `cannot authenticate messages from ${peer}: wrong relay key?`, {
-            data: { peer },
-          });
-        }
-        if (delivered.length > 0) onDelivered(peer, delivered);
-        return receiver.hasMore;
-      },
-    };
+  /** Messages waiting each way between this peer and `other` (reads only). */
+  async messageCounts(other: PeerId): Promise<MessageCounts> {
+    const { relay, home } = this.components;
+    const ack = await this.messages.sender(other).peerAcked();
+    const outgoing = (await relay.list(this.self, other)).filter((name) => (parseMessageName(name) ?? 0) > ack).length;
+    const delivered = await deliveredThrough(home, other);
+    const cursor = (await readJsonFile<ReadCursor>(home.stream(other, 'inbox.read')))?.offset ?? 0;
+    const unread = (await inboxOf(home, other).read(cursor)).records.length;
+    const waiting = (await relay.list(other, this.self)).filter(
+      (name) => (parseMessageName(name) ?? 0) > delivered,
+    ).length;
+    return { outgoing, incoming: waiting + unread };
   }
 
-  /**
-   * Runs the service loop until the signal fires: answers pings, processes acks, and feeds the
-   * handlers given (a handler added to the array later is picked up on the next pass).
-   */
-  async serve(
-    options: Pick<ServiceOptions, 'signal'> & Partial<Omit<ServiceOptions, 'signal' | 'senderFor'>>,
-  ): Promise<void> {
-    await runService(this.ctx, this.feed, {
-      onError: (error) => this.ctx.logger.log('warn', 'relay-error', { error: error.message }),
-      ...options,
-      handlers: options.handlers ?? [],
-      senderFor: (peer) => this.sender(peer),
-    });
+  /** Bytes of this peer's files in the relay (what counts against the quota). */
+  relayUsage(): Promise<number> {
+    return this.components.relay.usage();
   }
 
-  /** The other peers of the relay: whoever may have sent us messages. */
-  private async otherPeers(): Promise<PeerId[]> {
-    return (await this.ctx.relay.peers()).filter((peer) => peer !== this.self);
+  /** File transfers in flight or interrupted, both ways, from local state and the relay (reads only). */
+  transfers(): Promise<TransferRecord[]> {
+    return listTransfers(this.components);
   }
 }
 

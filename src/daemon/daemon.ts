@@ -6,18 +6,15 @@
  */
 import { link, mkdir, readdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { systemClock } from '../clock.js';
+import { type Cancel, type Clock, systemClock } from '../clock.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { HomeLayout } from '../local/home.js';
 import { acquireLock, type Release } from '../local/lock.js';
 import type { Logger } from '../log.js';
 import { Peer, type PeerOptions } from '../peer.js';
-import type { IncomingHandler } from '../stream/service.js';
 import type { TransferEvent } from '../transfer/events.js';
-import { TransferReceiver } from '../transfer/receiver.js';
 import { freeName } from '../transfer/safe-path.js';
-import { defaultBlockSize, sendFile } from '../transfer/sender.js';
 import type { PeerId } from '../util/peer-id.js';
 import { Spool, type SpoolFile } from './spool.js';
 
@@ -53,24 +50,19 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     const peer = await openWithRetry(options);
     if (!peer) return;
-    await writeJsonFile(home.daemonInfo, { pid: process.pid, quota: peer.ctx.quota, startedAt: peer.ctx.clock.now() });
+    await writeJsonFile(home.daemonInfo, { pid: process.pid, quota: peer.quota, startedAt: peer.clock.now() });
     logger.log('info', 'daemon-started', {
       peer: peer.self,
       relay: typeof options.relay === 'string' ? options.relay : 'memory',
       pid: process.pid,
     });
-    const handlers: IncomingHandler[] = [];
     // The receiving roles are taken as soon as no `dmp listen` / `dftp receive` holds them.
-    const roles = takeRolesWhenFree(peer, home, logger, signal, releases, handlers, options);
-    const presence = trackPresence(home, peer.ctx.clock.now.bind(peer.ctx.clock));
+    const roles = takeRolesWhenFree(peer, home, logger, signal, releases, options);
+    const presence = trackPresence(home, peer.clock);
+    peer.onError((error, from) => logger.log('warn', 'error', { peer: from, code: error.code, error: error.message }));
+    peer.onActivity((from) => presence.heard(from));
     const service = peer
-      .serve({
-        signal,
-        handlers,
-        isFatal: () => false,
-        onError: (error, from) => logger.log('warn', 'error', { peer: from, code: error.code, error: error.message }),
-        onActivity: (from) => presence.heard(from),
-      })
+      .serve({ signal })
       .catch((error: unknown) => logger.log('error', 'service-stopped', { error: String(error) }));
     const spool = runSpool(peer, home, options);
     await Promise.all([service, spool, roles]);
@@ -107,34 +99,32 @@ async function takeRolesWhenFree(
   logger: Logger,
   signal: AbortSignal,
   releases: Release[],
-  handlers: IncomingHandler[],
   options: DaemonOptions,
 ): Promise<void> {
   const roles = [
     {
-      lock: 'receive-messages',
       what: 'messages',
-      handler: () =>
-        peer.messageHandler((from, messages) =>
+      take: () =>
+        peer.receiveMessages((from, messages) =>
           logger.log('info', 'messages-received', { peer: from, count: messages.length, last: messages.at(-1)?.seq }),
         ),
     },
     {
-      lock: 'receive-files',
       what: 'files',
-      handler: () =>
-        new TransferReceiver(peer.ctx, {
-          out: (from: PeerId) => (options.inbox ? join(options.inbox, from) : home.folder('inbox', from)),
-          onEvent: (event: TransferEvent) => logTransferEvent(logger, 'receive', event),
-        }),
+      take: async () =>
+        (
+          await peer.receiveFilesRole({
+            out: (from: PeerId) => (options.inbox ? join(options.inbox, from) : home.folder('inbox', from)),
+            onEvent: (event: TransferEvent) => logTransferEvent(logger, 'receive', event),
+          })
+        ).release,
     },
   ];
   let warned = new Set<string>();
   while (roles.length > 0 && !signal.aborted) {
     for (const role of [...roles]) {
       try {
-        releases.push(await acquireLock(home.lock(role.lock), { waitMs: 0, purpose: role.lock, logger }));
-        handlers.push(role.handler());
+        releases.push(await role.take());
         roles.splice(roles.indexOf(role), 1);
         if (warned.has(role.what)) logger.log('info', 'receiving', { what: role.what });
       } catch (error) {
@@ -148,7 +138,7 @@ async function takeRolesWhenFree(
         }
       }
     }
-    if (roles.length > 0) await peer.ctx.clock.sleep(2000, signal).catch(() => {});
+    if (roles.length > 0) await peer.clock.sleep(2000, signal).catch(() => {});
   }
 }
 
@@ -167,12 +157,12 @@ function logTransferEvent(logger: Logger, side: 'send' | 'receive', event: Trans
 }
 
 /** Records when each peer was last heard from (files of theirs changed), for `dmp status`. */
-function trackPresence(home: HomeLayout, now: () => number) {
+function trackPresence(home: HomeLayout, clock: Clock) {
   let pending: Presence | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let cancel: Cancel | undefined;
   const flush = async () => {
-    clearTimeout(timer);
-    timer = undefined;
+    cancel?.();
+    cancel = undefined;
     if (!pending) return;
     const update = pending;
     pending = undefined;
@@ -181,8 +171,8 @@ function trackPresence(home: HomeLayout, now: () => number) {
   };
   return {
     heard(peer: PeerId) {
-      pending = { ...pending, [peer]: { lastHeard: now() } };
-      timer ??= setTimeout(() => void flush(), 5000);
+      pending = { ...pending, [peer]: { lastHeard: clock.now() } };
+      cancel ??= clock.timeout(5000, () => void flush());
     },
     flush,
   };
@@ -191,7 +181,7 @@ function trackPresence(home: HomeLayout, now: () => number) {
 /** Sends what appears in the outbox spool, one file at a time per peer, in order. */
 async function runSpool(peer: Peer, home: HomeLayout, options: DaemonOptions): Promise<void> {
   const { logger, signal } = options;
-  const spool = new Spool(home.folder('outbox'), options.stableMs ?? 1000, () => peer.ctx.clock.now());
+  const spool = new Spool(home.folder('outbox'), options.stableMs ?? 1000, () => peer.clock.now());
   await mkdir(spool.root, { recursive: true });
   const busy = new Map<PeerId, Promise<void>>();
   const retryAt = new Map<string, { at: number; delay: number }>();
@@ -205,14 +195,14 @@ async function runSpool(peer: Peer, home: HomeLayout, options: DaemonOptions): P
     for (const file of ready) {
       if (busy.has(file.peer)) continue;
       const retry = retryAt.get(file.path);
-      if (retry && retry.at > peer.ctx.clock.now()) continue;
+      if (retry && retry.at > peer.clock.now()) continue;
       const job = sendSpoolFile(peer, home, spool, file, options)
         .then(() => {
           retryAt.delete(file.path);
         })
         .catch((error: unknown) => {
           const delay = Math.min(300_000, (retry?.delay ?? 1000) * 2);
-          retryAt.set(file.path, { at: peer.ctx.clock.now() + delay, delay });
+          retryAt.set(file.path, { at: peer.clock.now() + delay, delay });
           logger.log('warn', 'send-retry', {
             peer: file.peer,
             file: file.name,
@@ -223,7 +213,7 @@ async function runSpool(peer: Peer, home: HomeLayout, options: DaemonOptions): P
         .finally(() => busy.delete(file.peer));
       busy.set(file.peer, job);
     }
-    await peer.ctx.clock.sleep(options.spoolIntervalMs ?? 500, signal).catch(() => {});
+    await peer.clock.sleep(options.spoolIntervalMs ?? 500, signal).catch(() => {});
   }
   await Promise.all(busy.values());
 }
@@ -236,12 +226,12 @@ async function sendSpoolFile(
   options: DaemonOptions,
 ): Promise<void> {
   const { logger, signal } = options;
-  if (!(await peer.ctx.relay.peers()).includes(file.peer)) {
+  if (!(await peer.peers()).includes(file.peer)) {
     throw new DmpError('UNKNOWN_PEER', `no peer '${file.peer}' in the relay yet`);
   }
   try {
-    await sendFile(peer.ctx, peer.feed, file.peer, file, {
-      blockSize: options.blockSize ?? defaultBlockSize(peer.ctx.quota),
+    await peer.sendFile(file.peer, file, {
+      blockSize: options.blockSize,
       signal,
       onEvent: (event) => logTransferEvent(logger, 'send', event),
     });

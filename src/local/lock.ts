@@ -87,6 +87,19 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Whether a long-held lock (the daemon's, a receiver's) is held now, and by which pid, without
+ * taking it: what `dmp status` shows.
+ */
+export async function lockHolder(path: string): Promise<{ held: boolean; pid?: number }> {
+  const held = await lockfile
+    .check(path, { lockfilePath: `${path}.lock`, realpath: false, stale: 10_000 })
+    .catch(() => false);
+  if (!held) return { held };
+  const pid = Number((await readFile(`${path}.pid`, 'utf8').catch(() => '')).trim()) || undefined;
+  return pid === undefined ? { held } : { held, pid };
+}
+
 /** Runs `fn` holding the lock. */
 export async function withLock<T>(path: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const release = await acquireLock(path, options);

@@ -4,6 +4,7 @@
  * several replicas the way a sync engine does: late, in random order, twice, with its own temp
  * files and conflict copies appearing, and optionally with corrupted deliveries.
  */
+import { type Cancel, type Clock, every, systemClock } from '../clock.js';
 import { DmpError } from '../errors.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 import { seededRandom } from '../util/random.js';
@@ -66,19 +67,23 @@ export class RelayReplica {
 }
 
 export interface MemoryRelayOptions {
-  /** Full rescan interval in ms (default 50: tests want speed). */
+  /** Full rescan interval in ms. @default 50 */
   rescanMs?: number;
+  /** @default systemClock */
+  clock?: Clock;
 }
 
 export class MemoryRelay implements RelayStorage {
   readonly self: PeerId;
   private readonly replica: RelayReplica;
   private readonly rescanMs: number;
+  private readonly clock: Clock;
 
   constructor(replica: RelayReplica, self: PeerId, options: MemoryRelayOptions = {}) {
     this.replica = replica;
     this.self = self;
     this.rescanMs = options.rescanMs ?? 50;
+    this.clock = options.clock ?? systemClock;
   }
 
   private checkWritable(): void {
@@ -145,15 +150,8 @@ export class MemoryRelay implements RelayStorage {
         if (!signal.aborted) onChange(change);
       });
     });
-    const timer = setInterval(() => onChange(null), this.rescanMs);
-    signal.addEventListener(
-      'abort',
-      () => {
-        unsubscribe();
-        clearInterval(timer);
-      },
-      { once: true },
-    );
+    every(this.clock, this.rescanMs, () => onChange(null), signal);
+    signal.addEventListener('abort', unsubscribe, { once: true });
   }
 }
 
@@ -169,6 +167,8 @@ export interface SimulatedSyncOptions {
   conflictRate?: number;
   /** Probability that a delivery arrives corrupted (one flipped byte) and stays so until rewritten. */
   corruptRate?: number;
+  /** Deliveries are timers of this clock. @default systemClock */
+  clock?: Clock;
 }
 
 /**
@@ -177,10 +177,11 @@ export interface SimulatedSyncOptions {
  */
 export class SimulatedSync {
   private readonly random: () => number;
-  private readonly options: Required<Omit<SimulatedSyncOptions, 'seed'>>;
+  private readonly options: Required<Omit<SimulatedSyncOptions, 'seed' | 'clock'>>;
+  private readonly clock: Clock;
   private readonly applied = new Map<RelayReplica, Map<string, number>>();
   private pending = 0;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<Cancel>();
   private readonly unsubscribers: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   /** Counters of what the simulation did, for tests to assert the hazards really happened. */
@@ -191,6 +192,7 @@ export class SimulatedSync {
     options: SimulatedSyncOptions,
   ) {
     this.random = seededRandom(options.seed);
+    this.clock = options.clock ?? systemClock;
     this.options = {
       maxDelayMs: options.maxDelayMs ?? 20,
       duplicateRate: options.duplicateRate ?? 0,
@@ -206,7 +208,7 @@ export class SimulatedSync {
 
   stop(): void {
     for (const unsubscribe of this.unsubscribers) unsubscribe();
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     this.pending = 0;
     const waiters = this.idleWaiters;
@@ -222,20 +224,17 @@ export class SimulatedSync {
 
   private later(action: () => void): void {
     this.pending += 1;
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        action();
-        this.pending -= 1;
-        if (this.pending === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const resolve of waiters) resolve();
-        }
-      },
-      Math.floor(this.random() * this.options.maxDelayMs),
-    );
-    this.timers.add(timer);
+    const cancel = this.clock.timeout(Math.floor(this.random() * this.options.maxDelayMs), () => {
+      this.timers.delete(cancel);
+      action();
+      this.pending -= 1;
+      if (this.pending === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    });
+    this.timers.add(cancel);
   }
 
   private propagate(source: RelayReplica, path: string): void {

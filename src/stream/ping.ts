@@ -5,24 +5,40 @@
  * or given up, and the responder deletes a pong once its ping is gone.
  */
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import { DmpError, isDmpError } from '../errors.js';
+import { DmpError } from '../errors.js';
+import { defineKind, type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
+import type { IncomingHandler, NodeComponents } from '../node/node.js';
+import { openEnvelope, sealEnvelope } from '../node/open.js';
 import type { PeerId } from '../util/peer-id.js';
-import type { PeerContext } from './context.js';
-import { decodeEnvelope, type Envelope, encodeEnvelope, type PingBody, PROTOCOL_VERSION } from './envelope.js';
-import type { ChangeFeed } from './feed.js';
 import { parsePingName, parsePongName, pingName, pongName } from './names.js';
+
+export interface PingBody {
+  nonce: string;
+}
+
+function parsePingBody(body: unknown): PingBody {
+  const nonce = (body as Partial<PingBody> | null)?.nonce;
+  if (typeof nonce !== 'string' || !/^[0-9a-f]{16}$/.test(nonce))
+    throw new DmpError('PROTOCOL', 'ping body is malformed');
+  return { nonce };
+}
+
+export const PING = defineKind('ping', /^ping-[0-9a-f]{16}\.dmp$/, parsePingBody);
+export const PONG = defineKind('pong', /^pong-[0-9a-f]{16}\.dmp$/, parsePingBody);
+
+export type PingComponents = Pick<NodeComponents, 'self' | 'relay' | 'sealer' | 'guard' | 'clock' | 'logger' | 'feed'>;
 
 /** Pings older than this (by the pinger's clock) are not answered: nobody waits for them. */
 const PING_MAX_AGE_MS = 5 * 60_000;
 
-export class PingResponder {
+export class PingResponder implements IncomingHandler {
+  readonly kinds = [PING];
   private readonly answered = new Set<string>();
 
-  constructor(private readonly ctx: PeerContext) {}
+  constructor(private readonly ctx: Omit<PingComponents, 'feed'>) {}
 
-  /** Answers the pings in `names` (a fresh listing of `<relay>/<peer>/<self>/`). */
-  async poll(peer: PeerId, names: readonly string[]): Promise<void> {
+  /** Answers the pings in `names` (the ping files of a fresh listing of `<relay>/<peer>/<self>/`). */
+  async handle(peer: PeerId, names: readonly string[]): Promise<void> {
     const pings = new Set<string>();
     for (const name of names) {
       const nonce = parsePingName(name);
@@ -32,18 +48,11 @@ export class PingResponder {
       this.answered.add(nonce);
       const read = await this.ctx.relay.read(peer, this.ctx.self, name);
       if (read === undefined) continue;
-      let ping: Envelope;
-      try {
-        ping = decodeEnvelope(this.ctx.key, read.data, { from: peer, to: this.ctx.self, type: 'ping' });
-      } catch (error) {
-        if (!isDmpError(error)) throw error;
-        this.ctx.logger.log('warn', 'ping-rejected', { peer, file: name, reason: error.message });
-        continue;
-      }
-      if ((ping.body as PingBody).nonce !== nonce) continue;
+      const { envelope: ping } = openEnvelope(this.ctx, peer, name, read, { kind: PING });
+      if (!ping || ping.body.nonce !== nonce) continue;
       if (this.ctx.clock.now() - ping.sentAt > PING_MAX_AGE_MS) continue;
-      const pong: Envelope = { ...ping, type: 'pong', from: this.ctx.self, to: peer, sentAt: this.ctx.clock.now() };
-      await this.ctx.relay.publish(peer, [{ name: pongName(nonce), data: encodeEnvelope(this.ctx.key, pong) }], {
+      const pong: Envelope = { ...ping, type: PONG.type, from: this.ctx.self, to: peer, sentAt: this.ctx.clock.now() };
+      await this.ctx.relay.publish(peer, [{ name: pongName(nonce), data: sealEnvelope(this.ctx, pong) }], {
         durable: false,
       });
     }
@@ -74,63 +83,61 @@ export interface PingOptions {
 }
 
 /** Pings `peer` `count` times; returns the replies (missing ones timed out). */
-export async function ping(
-  ctx: PeerContext,
-  feed: ChangeFeed,
-  peer: PeerId,
-  options: PingOptions = {},
-): Promise<PingReply[]> {
+export async function ping(ctx: PingComponents, peer: PeerId, options: PingOptions = {}): Promise<PingReply[]> {
   const count = options.count ?? 4;
   const intervalMs = options.intervalMs ?? 1000;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const replies: PingReply[] = [];
-  const { wakeup, unsubscribe } = feed.subscribe((change) => change.owner === peer && change.dir === ctx.self);
+  const { wakeup, unsubscribe } = ctx.feed.subscribe((change) => change.owner === peer && change.dir === ctx.self);
   try {
     for (let seq = 1; seq <= count; seq += 1) {
       if (options.signal?.aborted) break;
       const nonce = randomBytes(8).toString('hex');
-      const started = performance.now();
+      const started = ctx.clock.elapsed();
       const envelope: Envelope = {
         v: PROTOCOL_VERSION,
-        type: 'ping',
+        type: PING.type,
         from: ctx.self,
         to: peer,
         seq,
         sentAt: ctx.clock.now(),
         body: { nonce } satisfies PingBody,
       };
-      await ctx.relay.publish(peer, [{ name: pingName(nonce), data: encodeEnvelope(ctx.key, envelope) }], {
+      await ctx.relay.publish(peer, [{ name: pingName(nonce), data: sealEnvelope(ctx, envelope) }], {
         durable: false,
       });
       let answered = false;
+      let rejectedVersion: string | undefined;
       try {
         const deadline = started + timeoutMs;
-        while (!answered && performance.now() < deadline && !options.signal?.aborted) {
+        while (!answered && ctx.clock.elapsed() < deadline && !options.signal?.aborted) {
           const read = await ctx.relay.read(peer, ctx.self, pongName(nonce));
-          if (read !== undefined) {
-            try {
-              const pong = decodeEnvelope(ctx.key, read.data, { from: peer, to: ctx.self, type: 'pong' });
-              answered = (pong.body as PingBody).nonce === nonce;
-            } catch (error) {
-              if (!isDmpError(error, 'AUTH')) throw error;
-              throw new DmpError('AUTH', `cannot authenticate replies from ${peer}: wrong relay key?`, {
-                cause: error,
-              });
+          if (read !== undefined && read.version !== rejectedVersion) {
+            const opened = openEnvelope(ctx, peer, pongName(nonce), read, { kind: PONG });
+            answered = opened.envelope?.body.nonce === nonce;
+            if (opened.error) {
+              rejectedVersion = read.version;
+              if (opened.verdict === 'unauthenticated') {
+                throw new DmpError('AUTH', `cannot authenticate replies from ${peer}: wrong relay key?`, {
+                  data: { peer },
+                  cause: opened.error,
+                });
+              }
             }
           }
           if (!answered) {
             // The pong's name is known, so look for it directly as well as on events: every
             // 1 ms at first, backing off to 10 ms. On a polled share this keeps our side of the
             // round trip short, and it costs one failed open() per look.
-            const lookAgainMs = Math.min(10, 1 + Math.floor((performance.now() - started) / 20));
-            await wakeup.wait(Math.min(lookAgainMs, Math.max(1, deadline - performance.now())), options.signal);
+            const lookAgainMs = Math.min(10, 1 + Math.floor((ctx.clock.elapsed() - started) / 20));
+            await wakeup.wait(Math.min(lookAgainMs, Math.max(1, deadline - ctx.clock.elapsed())), options.signal);
           }
         }
       } finally {
         await ctx.relay.remove(peer, [pingName(nonce)]);
       }
       if (answered) {
-        const reply = { seq, rttMs: performance.now() - started };
+        const reply = { seq, rttMs: ctx.clock.elapsed() - started };
         replies.push(reply);
         options.onReply?.(reply);
       } else if (!options.signal?.aborted) {

@@ -9,14 +9,21 @@
  * - A file that fails authentication is never delivered: it is logged with peer and file, and
  *   the ack asks the sender to publish it again.
  */
-import { isDmpError } from '../errors.js';
 import { readJsonFile } from '../local/files.js';
+import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
+import { type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
+import type { NodeComponents } from '../node/node.js';
+import { openEnvelope, sealEnvelope } from '../node/open.js';
+import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
-import type { PeerContext } from './context.js';
-import { type AckBody, decodeEnvelope, type Envelope, encodeEnvelope, PROTOCOL_VERSION } from './envelope.js';
+import { type AckBody, MSG } from './kinds.js';
 import { ACK_NAME, messageName, parseMessageName } from './names.js';
-import { RepeatSchedule } from './repeat.js';
+
+export type MessageReceiverComponents = Pick<
+  NodeComponents,
+  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+>;
 
 /** One delivered message, as kept in the inbox (DMP_HOME/state/streams/<peer>/inbox.jsonl). */
 export interface InboxMessage {
@@ -36,32 +43,20 @@ export class MessageReceiver {
   private readonly bad = new Map<string, string>();
   private lastAck: string | undefined;
   private readonly repeat: RepeatSchedule;
-  private authOk = 0;
   /** The last poll stopped at the batch limit with the next message already there. */
   hasMore = false;
-  private authFailed = 0;
 
   constructor(
-    private readonly ctx: PeerContext,
+    private readonly ctx: MessageReceiverComponents,
     readonly peer: PeerId,
   ) {
-    this.inbox = new Journal(ctx.home.stream(peer, 'inbox.jsonl'));
+    this.inbox = inboxOf(ctx.home, peer);
     this.repeat = new RepeatSchedule(ctx.clock);
-  }
-
-  /** Every file from this peer so far failed authentication: most likely the keys differ. */
-  get suspectWrongKey(): boolean {
-    return this.authFailed > 0 && this.authOk === 0;
   }
 
   /** The highest sequence number delivered: the inbox's last record, or the compacted base. */
   private async loadDelivered(): Promise<number> {
-    if (this.deliveredThrough === undefined) {
-      const base = (await readJsonFile<{ deliveredThrough: number }>(this.ctx.home.stream(this.peer, 'inbox.json')))
-        ?.deliveredThrough;
-      const { records } = await this.inbox.read();
-      this.deliveredThrough = Math.max(base ?? 0, records.at(-1)?.seq ?? 0);
-    }
+    this.deliveredThrough ??= await deliveredThrough(this.ctx.home, this.peer);
     return this.deliveredThrough;
   }
 
@@ -94,11 +89,14 @@ export class MessageReceiver {
         break;
       }
       const envelope = await this.readMessage(next);
-      if (envelope === undefined) break;
+      if (envelope === undefined) {
+        await this.probeAnother(present, next);
+        break;
+      }
       delivered.push({
         from: this.peer,
         seq: envelope.seq,
-        text: envelope.body as string,
+        text: envelope.body,
         sentAt: envelope.sentAt,
         receivedAt: this.ctx.clock.now(),
       });
@@ -115,34 +113,26 @@ export class MessageReceiver {
   }
 
   /** Reads and checks message `seq`; undefined when it is gone or bad (then a resend is asked). */
-  private async readMessage(seq: number): Promise<Envelope | undefined> {
+  private async readMessage(seq: number): Promise<Envelope<string> | undefined> {
     const name = messageName(seq);
     const read = await this.ctx.relay.read(this.peer, this.ctx.self, name);
     if (read === undefined) return undefined;
     if (this.bad.get(name) === read.version) return undefined;
-    try {
-      const envelope = decodeEnvelope(this.ctx.key, read.data, {
-        from: this.peer,
-        to: this.ctx.self,
-        type: 'msg',
-        seq,
-      });
-      this.bad.delete(name);
-      this.authOk += 1;
-      return envelope;
-    } catch (error) {
-      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
-      this.bad.set(name, read.version);
-      if (isDmpError(error, 'AUTH')) this.authFailed += 1;
-      // Until one file of this peer authenticates, a failure is more likely a wrong key, which
-      // the caller reports in one line; the details are for --verbose.
-      this.ctx.logger.log(this.authOk > 0 ? 'warn' : 'debug', 'message-rejected', {
-        peer: this.peer,
-        file: name,
-        reason: error.message,
-      });
-      return undefined;
-    }
+    const opened = openEnvelope(this.ctx, this.peer, name, read, { kind: MSG, seq });
+    if (opened.envelope) this.bad.delete(name);
+    else this.bad.set(name, read.version);
+    return opened.envelope;
+  }
+
+  /**
+   * The next message failed and nothing of this peer has authenticated yet: one damaged file or
+   * another key? Another message of the peer, if there is one, is a second witness for the
+   * guard (it is only opened, never delivered out of order).
+   */
+  private async probeAnother(present: Set<number>, failed: number): Promise<void> {
+    if (this.ctx.guard.hasAuthenticated(this.peer) || this.ctx.guard.isUnauthenticated(this.peer)) return;
+    const other = Math.max(...present);
+    if (other !== failed) await this.readMessage(other);
   }
 
   /**
@@ -176,10 +166,22 @@ export class MessageReceiver {
       sentAt: this.ctx.clock.now(),
       body,
     };
-    await this.ctx.relay.publish(this.peer, [{ name: ACK_NAME, data: encodeEnvelope(this.ctx.key, envelope) }], {
+    await this.ctx.relay.publish(this.peer, [{ name: ACK_NAME, data: sealEnvelope(this.ctx, envelope) }], {
       durable: false,
     });
     this.repeat.published(summary !== this.lastAck);
     this.lastAck = summary;
   }
+}
+
+/** The inbox of messages from `peer`. */
+export function inboxOf(home: HomeLayout, peer: PeerId): Journal<InboxMessage> {
+  return new Journal(home.stream(peer, 'inbox.jsonl'));
+}
+
+/** The highest sequence number from `peer` delivered into the inbox: its last record, or the compacted base. */
+export async function deliveredThrough(home: HomeLayout, peer: PeerId): Promise<number> {
+  const base = (await readJsonFile<{ deliveredThrough: number }>(home.stream(peer, 'inbox.json')))?.deliveredThrough;
+  const { records } = await inboxOf(home, peer).read();
+  return Math.max(base ?? 0, records.at(-1)?.seq ?? 0);
 }

@@ -8,15 +8,22 @@
  *   a copy, so a relay file that is lost or damaged can be published again.
  * - Files are deleted from the relay only once the peer's ack covers them.
  */
-import { DmpError, errnoCode, isDmpError } from '../errors.js';
+import { DmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { Journal } from '../local/journal.js';
 import { withLock } from '../local/lock.js';
+import { type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
+import type { NodeComponents } from '../node/node.js';
+import { openEnvelope, sealEnvelope } from '../node/open.js';
+import { publishWithinQuota, type WaitForRoom } from '../node/quota.js';
 import type { PeerId } from '../util/peer-id.js';
-import type { PeerContext } from './context.js';
-import { type AckBody, decodeEnvelope, type Envelope, encodeEnvelope, PROTOCOL_VERSION } from './envelope.js';
+import { ACK, type AckBody } from './kinds.js';
 import { ACK_NAME, MAX_SEQ, messageName, parseMessageName } from './names.js';
-import { publishWithinQuota, type WaitForRoom } from './quota.js';
+
+export type MessageSenderComponents = Pick<
+  NodeComponents,
+  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'quota'
+>;
 
 interface SenderState {
   nextSeq: number;
@@ -37,26 +44,17 @@ export class MessageSender {
   private readonly lockPath: string;
   /** The version of the ack file last acted upon, so a resend request is served once. */
   private lastAckVersion: string | undefined;
-  private ackAuthFailures = 0;
-  private ackAuthOk = 0;
+  private lastAckBody: AckBody | undefined;
   /** This process has compared the log with the relay once (repair after a crash). */
   private repaired = false;
 
   constructor(
-    private readonly ctx: PeerContext,
+    private readonly ctx: MessageSenderComponents,
     readonly peer: PeerId,
   ) {
     this.log = new Journal(ctx.home.stream(peer, 'out.jsonl'));
     this.statePath = ctx.home.stream(peer, 'out.json');
     this.lockPath = ctx.home.lock(`send-${peer}`);
-  }
-
-  /**
-   * True when two versions of this peer's ack failed and none ever authenticated: most likely a
-   * key mismatch. One damaged ack is a sync glitch, and the receiver's next ack replaces it.
-   */
-  get suspectWrongKey(): boolean {
-    return this.ackAuthFailures >= 2 && this.ackAuthOk === 0;
   }
 
   /**
@@ -86,7 +84,7 @@ export class MessageSender {
             body: texts[index],
             acked: state.ackedThrough,
           };
-          const data = encodeEnvelope(this.ctx.key, envelope);
+          const data = sealEnvelope(this.ctx, envelope);
           if (envelopes.length > 0 && bytes + data.length > this.ctx.quota / 2) break;
           if (data.length > this.ctx.quota) {
             throw new DmpError('USAGE', `message of ${data.length} bytes does not fit the relay quota`);
@@ -135,24 +133,24 @@ export class MessageSender {
     return ack && { through: ack.body.through, resend: ack.body.resend };
   }
 
+  /** What the peer's ack says it has delivered (0 when there is none or it does not open). Reads only. */
+  async peerAcked(): Promise<number> {
+    const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
+    return read ? (openEnvelope(this.ctx, this.peer, ACK_NAME, read, { kind: ACK }).envelope?.body.through ?? 0) : 0;
+  }
+
   /** The peer's ack, and whether it changed since this sender last acted on it. */
   private async readAck(): Promise<{ body: AckBody; fresh: boolean } | undefined> {
     const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
     if (read === undefined) return undefined;
     const fresh = read.version !== this.lastAckVersion;
     this.lastAckVersion = read.version;
-    try {
-      const envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
-      this.ackAuthOk += 1;
-      return { body: envelope.body as AckBody, fresh };
-    } catch (error) {
-      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
-      if (fresh) {
-        this.ackAuthFailures += 1;
-        this.ctx.logger.log('warn', 'ack-rejected', { peer: this.peer, file: ACK_NAME, reason: error.message });
-      }
-      return undefined;
-    }
+    // A damaged ack is replaced by the receiver's next one: only a new version is reported.
+    if (!fresh && this.lastAckBody === undefined) return undefined;
+    if (!fresh) return { body: this.lastAckBody!, fresh };
+    const opened = openEnvelope(this.ctx, this.peer, ACK_NAME, read, { kind: ACK });
+    this.lastAckBody = opened.envelope?.body;
+    return opened.envelope && { body: opened.envelope.body, fresh };
   }
 
   /**
@@ -192,7 +190,7 @@ export class MessageSender {
       // A fresh token (new IV) so that sync tools see new content even at the same size.
       await this.ctx.relay.publish(
         this.peer,
-        again.map((record) => ({ name: messageName(record.seq), data: encodeEnvelope(this.ctx.key, record) })),
+        again.map((record) => ({ name: messageName(record.seq), data: sealEnvelope(this.ctx, record) })),
       );
     }
   }
@@ -217,16 +215,7 @@ export class MessageSender {
     for (const name of await this.ctx.relay.list(this.ctx.self, this.peer)) {
       lastPublished = Math.max(lastPublished, parseMessageName(name) ?? 0);
     }
-    let acked = 0;
-    try {
-      const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
-      if (read) {
-        const envelope = decodeEnvelope(this.ctx.key, read.data, { from: this.peer, to: this.ctx.self, type: 'ack' });
-        acked = (envelope.body as AckBody).through;
-      }
-    } catch (error) {
-      if (!isDmpError(error) && errnoCode(error) === undefined) throw error;
-    }
+    const acked = await this.peerAcked();
     state.ackedThrough = Math.max(state.ackedThrough, acked);
     state.nextSeq = Math.max(state.nextSeq, lastLogged + 1, lastPublished + 1, acked + 1);
     return state;

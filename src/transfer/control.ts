@@ -1,12 +1,11 @@
 /**
- * DFTP's control files: the offer (sender -> receiver) and the status (receiver -> sender). Both
- * are message-layer envelopes (Fernet text, JSON), so Python can read them too.
+ * DFTP's control kinds: the offer (sender -> receiver) and the status (receiver -> sender). Both
+ * are envelopes (sealed at the node's boundary), so Python can read them too. Every field is
+ * checked with bounds before anything is stored or acted upon.
  */
-import type { FernetKey } from '../crypto/fernet.js';
 import { DmpError } from '../errors.js';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION } from '../stream/envelope.js';
-import type { PeerId } from '../util/peer-id.js';
-import { TID_PATTERN } from './names.js';
+import { defineKind } from '../node/envelope.js';
+import { MAX_CHUNKS, TID_PATTERN } from './names.js';
 
 export interface Offer {
   tid: string;
@@ -33,46 +32,75 @@ export interface Status {
   needOffer?: boolean;
 }
 
-export function encodeOffer(key: FernetKey, from: PeerId, to: PeerId, offer: Offer, now: number): string {
-  return encodeEnvelope(key, { v: PROTOCOL_VERSION, type: 'offer', from, to, seq: 0, sentAt: now, body: offer });
-}
+/** The smallest block a receiver accepts, as the original DFTP's smallest example (1k). */
+export const MIN_BLOCK_SIZE = 1024;
+/** The largest block: a chunk is read whole into memory. */
+export const MAX_BLOCK_SIZE = 256 * 1024 * 1024;
+/** Modification times between 1970 and 2200: anything else is not a file's time. */
+const MAX_MTIME_MS = Date.UTC(2200, 0, 1);
+const STATES: readonly TransferState[] = ['receiving', 'paused', 'complete', 'failed'];
+/** Ranges and resend entries one status may list. */
+const MAX_LIST = 100_000;
 
-export function decodeOffer(key: FernetKey, data: Buffer, from: PeerId, to: PeerId, tid: string): Offer {
-  const body = decodeEnvelope(key, data, { from, to, type: 'offer' }).body as Partial<Offer> | null;
+const isCount = (value: unknown, max: number): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= max;
+
+export const OFFER = defineKind('offer', /^offer-[0-9a-f]{16}\.dmp$/, (value): Offer => {
+  const body = value as Partial<Offer> | null;
   if (
-    !body ||
-    body.tid !== tid ||
+    typeof body !== 'object' ||
+    body === null ||
+    typeof body.tid !== 'string' ||
+    !TID_PATTERN.test(body.tid) ||
     typeof body.name !== 'string' ||
     body.name.length === 0 ||
     body.name.length > 4096 ||
-    !Number.isSafeInteger(body.size) ||
-    (body.size ?? -1) < 0 ||
+    !isCount(body.size, Number.MAX_SAFE_INTEGER) ||
     typeof body.mtimeMs !== 'number' ||
-    !Number.isSafeInteger(body.blockSize) ||
-    (body.blockSize ?? 0) < 1 ||
-    !Number.isSafeInteger(body.count) ||
-    body.count !== Math.max(1, Math.ceil((body.size ?? 0) / (body.blockSize ?? 1)))
+    !(body.mtimeMs >= 0 && body.mtimeMs <= MAX_MTIME_MS) ||
+    !isCount(body.blockSize, MAX_BLOCK_SIZE) ||
+    body.blockSize < MIN_BLOCK_SIZE ||
+    !isCount(body.count, MAX_CHUNKS) ||
+    body.count !== Math.max(1, Math.ceil(body.size / body.blockSize))
   ) {
     throw new DmpError('PROTOCOL', 'offer is malformed');
   }
-  return body as Offer;
-}
+  return {
+    tid: body.tid,
+    name: body.name,
+    size: body.size,
+    mtimeMs: body.mtimeMs,
+    blockSize: body.blockSize,
+    count: body.count,
+  };
+});
 
-export function encodeStatus(key: FernetKey, from: PeerId, to: PeerId, status: Status, now: number): string {
-  return encodeEnvelope(key, { v: PROTOCOL_VERSION, type: 'status', from, to, seq: 0, sentAt: now, body: status });
-}
-
-export function decodeStatus(key: FernetKey, data: Buffer, from: PeerId, to: PeerId, tid: string): Status {
-  const body = decodeEnvelope(key, data, { from, to, type: 'status' }).body as Partial<Status> | null;
+export const STATUS = defineKind('status', /^status-[0-9a-f]{16}\.dmp$/, (value): Status => {
+  const body = value as Partial<Status> | null;
   if (
-    !body ||
-    body.tid !== tid ||
+    typeof body !== 'object' ||
+    body === null ||
+    typeof body.tid !== 'string' ||
     !TID_PATTERN.test(body.tid) ||
-    !['receiving', 'paused', 'complete', 'failed'].includes(body.state as string) ||
+    !STATES.includes(body.state as TransferState) ||
     !Array.isArray(body.have) ||
-    !Array.isArray(body.resend)
+    body.have.length > MAX_LIST ||
+    !body.have.every(
+      (range) =>
+        Array.isArray(range) &&
+        range.length === 2 &&
+        isCount(range[0], MAX_CHUNKS) &&
+        isCount(range[1], MAX_CHUNKS) &&
+        range[0] < range[1],
+    ) ||
+    !Array.isArray(body.resend) ||
+    body.resend.length > MAX_LIST ||
+    !body.resend.every((index) => isCount(index, MAX_CHUNKS)) ||
+    (body.reason !== undefined && (typeof body.reason !== 'string' || body.reason.length > 1000)) ||
+    (body.sha256 !== undefined && (typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(body.sha256))) ||
+    (body.needOffer !== undefined && typeof body.needOffer !== 'boolean')
   ) {
     throw new DmpError('PROTOCOL', 'status is malformed');
   }
   return body as Status;
-}
+});

@@ -7,9 +7,14 @@
  *
  * `tid` is 16 lowercase hex digits chosen by the sender.
  */
+import type { FileKind } from '../node/envelope.js';
+
 const OFFER = /^offer-([0-9a-f]{16})\.dmp$/;
-const CHUNK = /^chunk-([0-9a-f]{16})-(\d{8})\.dfc$/;
+const CHUNK_FILE = /^chunk-([0-9a-f]{16})-(\d{8})\.dfc$/;
 const STATUS = /^status-([0-9a-f]{16})\.dmp$/;
+
+/** Chunks are raw tokens, not envelopes: a kind of file, with no body to parse. */
+export const CHUNK: FileKind = { type: 'chunk', files: CHUNK_FILE };
 export const TID_PATTERN = /^[0-9a-f]{16}$/;
 export const MAX_CHUNKS = 99_999_999;
 
@@ -26,6 +31,6 @@ export function parseStatusName(name: string): string | undefined {
 }
 
 export function parseChunkName(name: string): { tid: string; index: number } | undefined {
-  const match = CHUNK.exec(name);
+  const match = CHUNK_FILE.exec(name);
   return match ? { tid: match[1] ?? '', index: Number(match[2]) } : undefined;
 }

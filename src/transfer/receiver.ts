@@ -13,13 +13,14 @@
  *   replaced unless the user said --overwrite.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, link, mkdir, open, rename, statfs, unlink, utimes } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, statfs, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
-import type { PeerContext } from '../stream/context.js';
-import { RepeatSchedule } from '../stream/repeat.js';
-import type { IncomingHandler } from '../stream/service.js';
+import { PROTOCOL_VERSION } from '../node/envelope.js';
+import type { IncomingHandler, NodeComponents } from '../node/node.js';
+import { openEnvelope, rejected, sealEnvelope } from '../node/open.js';
+import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
 import {
   type ChunkPlan,
@@ -30,10 +31,12 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { decodeOffer, encodeStatus, type Offer, type Status, type TransferState } from './control.js';
+import { OFFER, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
-import { chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
-import { freeName, resolveInside, safeRelativePath } from './safe-path.js';
+import { type IncomingState, incomingStatePath } from './incoming-state.js';
+import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
+import { localWriteError, placeFile, syncDirectory } from './placement.js';
+import { resolveInside, safeRelativePath } from './safe-path.js';
 
 /** Chunks read and decrypted ahead of the one being written. */
 const READ_AHEAD = 2;
@@ -46,24 +49,6 @@ export interface ReceiveOptions {
   /** Replace existing files instead of choosing a free name. */
   overwrite?: boolean;
   onEvent?: TransferEventListener;
-}
-
-export interface IncomingState {
-  tid: string;
-  peer: PeerId;
-  offer: Offer;
-  /** The output folder, fixed when the offer was accepted. */
-  out: string;
-  /** The cleaned relative path, components. */
-  parts: string[];
-  /** The partial file (hidden, beside the target). */
-  partial: string;
-  have: [number, number][];
-  sha256?: string;
-  state: TransferState;
-  reason?: string;
-  path?: string;
-  startedAt: number;
 }
 
 interface Incoming {
@@ -88,14 +73,17 @@ interface Incoming {
   repeat: RepeatSchedule;
 }
 
+export type TransferReceiverComponents = Pick<
+  NodeComponents,
+  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+>;
+
 export class TransferReceiver implements IncomingHandler {
+  readonly kinds = [OFFER, CHUNK];
   private readonly transfers = new Map<string, Incoming>();
   private readonly outFor: (peer: PeerId) => string;
   /** Offers that failed, by peer/tid, with the version that failed: read again once it changes. */
   private readonly rejectedOffers = new Map<string, string>();
-  private readonly authFailures = new Map<PeerId, number>();
-  /** Peers at least one of whose files authenticated: their failures are glitches, not keys. */
-  private readonly trusted = new Set<PeerId>();
   /** Chunk buffers to read into again. */
   private readonly buffers: Buffer[] = [];
   /** Finished transfers (peer/tid) whose sender has not yet withdrawn its offer. */
@@ -107,7 +95,7 @@ export class TransferReceiver implements IncomingHandler {
   }
 
   constructor(
-    private readonly ctx: PeerContext,
+    private readonly ctx: TransferReceiverComponents,
     private readonly options: ReceiveOptions,
   ) {
     const out = options.out;
@@ -115,7 +103,7 @@ export class TransferReceiver implements IncomingHandler {
   }
 
   private statePath(peer: PeerId, tid: string): string {
-    return this.ctx.home.transfers('in', `${peer}-${tid}.json`);
+    return incomingStatePath(this.ctx.home, peer, tid);
   }
 
   async handle(peer: PeerId, names: readonly string[]): Promise<boolean> {
@@ -166,33 +154,20 @@ export class TransferReceiver implements IncomingHandler {
     if (!state) {
       const read = await this.ctx.relay.read(peer, this.ctx.self, offerName(tid));
       if (!read) return undefined;
-      let offer: Offer;
-      try {
-        offer = decodeOffer(this.ctx.key, read.data, peer, this.ctx.self, tid);
-      } catch (error) {
-        if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
-        if (this.rejectedOffers.get(key) === read.version) return undefined;
+      if (this.rejectedOffers.get(key) === read.version) return undefined;
+      const opened = openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER });
+      const offer = opened.envelope?.body;
+      if (!offer || offer.tid !== tid) {
+        // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
+        // peer is the guard's to report. Either way, ask for the offer again: a status that
+        // needs it, for a transfer we do not know yet.
         this.rejectedOffers.set(key, read.version);
-        this.ctx.logger.log('warn', 'offer-rejected', { peer, file: offerName(tid), reason: error.message });
-        // A damaged offer is a sync glitch (the sender publishes it again). Only a well-formed
-        // token that fails its HMAC can mean another key, and only three of them from a peer
-        // none of whose files ever authenticated are taken for one.
-        if (isDmpError(error, 'AUTH') && error.data.check === 'mac') {
-          const failures = (this.authFailures.get(peer) ?? 0) + 1;
-          this.authFailures.set(peer, failures);
-          if (failures >= 3 && !this.trusted.has(peer)) {
-            throw new DmpError('AUTH', `cannot authenticate the offer from ${peer}: wrong relay key?`, {
-              data: { peer },
-            });
-          }
-        }
-        // Ask for the offer again: a status that needs it, for a transfer we do not know yet.
         const status: Status = { tid, state: 'receiving', have: [], resend: [], needOffer: true };
-        const data = encodeStatus(this.ctx.key, this.ctx.self, peer, status, this.ctx.clock.now());
-        await this.ctx.relay.publish(peer, [{ name: statusName(tid), data }], { durable: false });
+        await this.ctx.relay.publish(peer, [{ name: statusName(tid), data: this.sealStatus(peer, status) }], {
+          durable: false,
+        });
         return undefined;
       }
-      this.trusted.add(peer);
       this.rejectedOffers.delete(key);
       const parts = safeRelativePath(offer.name);
       const out = this.outFor(peer);
@@ -276,7 +251,7 @@ export class TransferReceiver implements IncomingHandler {
             await this.pause(incoming, 'disk full: free some space, the transfer will continue');
             break;
           }
-          throw this.localError(error, state.partial);
+          throw localWriteError(error, state.partial);
         }
         added.push(index);
         incoming.written.add(index);
@@ -330,7 +305,7 @@ export class TransferReceiver implements IncomingHandler {
         incoming.hash = undefined;
         return undefined;
       }
-      throw this.localError(error, state.partial);
+      throw localWriteError(error, state.partial);
     }
     // A fresh hash can only start at the first chunk; after a restart extendHash re-reads the prefix.
     if (incoming.have.size === 0) {
@@ -372,16 +347,17 @@ export class TransferReceiver implements IncomingHandler {
       return undefined;
     }
     try {
-      // Decrypted in place in the worker: the plaintext is a view of the buffer read into.
-      const { header, data } = decodeChunkPlaintext(await this.ctx.cryptoPool.decrypt(this.ctx.key, read.data));
+      // Opened in place (in the crypto worker): the plaintext is a view of the buffer read into.
+      const { header, data } = decodeChunkPlaintext(await this.ctx.sealer.openChunk(state.peer, read.data));
       checkChunk(header, { from: state.peer, to: this.ctx.self, tid: state.tid, index, plan });
+      this.ctx.guard.authenticated(state.peer);
       if (header.sha256 !== undefined) state.sha256 = header.sha256;
       incoming.bad.delete(index);
       return data;
     } catch (error) {
       if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
       incoming.bad.set(index, read.version);
-      this.ctx.logger.log('warn', 'chunk-rejected', { peer: state.peer, file: name, reason: error.message });
+      rejected(this.ctx, state.peer, name, read.version, error);
       return undefined;
     }
   }
@@ -461,9 +437,9 @@ export class TransferReceiver implements IncomingHandler {
       return { event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason };
     }
     // Seconds as a number keep the sub-millisecond part that a Date would drop.
-    await utimes(state.partial, Date.now() / 1000, state.offer.mtimeMs / 1000);
+    await utimes(state.partial, this.ctx.clock.now() / 1000, state.offer.mtimeMs / 1000);
     const target = resolveInside(state.out, state.parts);
-    state.path = await this.place(state.partial, target);
+    state.path = await placeFile(state.partial, target, this.options.overwrite ?? false);
     await syncDirectory(dirname(state.path));
     state.state = 'complete';
     delete state.reason;
@@ -479,32 +455,6 @@ export class TransferReceiver implements IncomingHandler {
     };
   }
 
-  /** Moves the verified partial to its final name; never replaces a file unless told to. */
-  private async place(partial: string, target: string): Promise<string> {
-    if (this.options.overwrite) {
-      await rename(partial, target);
-      return target;
-    }
-    for (;;) {
-      const candidate = await freeName(target);
-      try {
-        // link() fails if the name was taken meanwhile: no window in which a file is replaced.
-        await link(partial, candidate);
-        await unlink(partial);
-        return candidate;
-      } catch (error) {
-        const code = errnoCode(error);
-        if (code === 'EEXIST') continue;
-        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV' || code === 'EMLINK') {
-          // File systems without hard links (FAT, some SMB shares): check-then-rename.
-          await rename(partial, candidate);
-          return candidate;
-        }
-        throw this.localError(error, candidate);
-      }
-    }
-  }
-
   private async publishStatus(incoming: Incoming, force = false): Promise<void> {
     const { state } = incoming;
     const status: Status = {
@@ -517,7 +467,7 @@ export class TransferReceiver implements IncomingHandler {
     };
     const summary = JSON.stringify([status, [...incoming.bad.values()]]);
     if (summary === incoming.lastStatus && !force) return;
-    const data = encodeStatus(this.ctx.key, this.ctx.self, state.peer, status, this.ctx.clock.now());
+    const data = this.sealStatus(state.peer, status);
     // Not fsynced: a status is derived from the state file and is published again after a crash.
     await this.ctx.relay.publish(state.peer, [{ name: statusName(state.tid), data }], { durable: false });
     incoming.repeat.published(summary !== incoming.lastStatus);
@@ -557,15 +507,15 @@ export class TransferReceiver implements IncomingHandler {
     }
   }
 
-  private localError(error: unknown, path: string): DmpError {
-    const code = errnoCode(error);
-    if (code === 'ENOSPC') return new DmpError('DISK_FULL', `no space left to write ${path}`, { cause: error });
-    return new DmpError('IO', `cannot write ${path}: ${code ?? (error as Error).message}`, { cause: error });
+  private sealStatus(peer: PeerId, status: Status): string {
+    return sealEnvelope(this.ctx, {
+      v: PROTOCOL_VERSION,
+      type: STATUS.type,
+      from: this.ctx.self,
+      to: peer,
+      seq: 0,
+      sentAt: this.ctx.clock.now(),
+      body: status,
+    });
   }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r').catch(() => undefined);
-  await handle?.sync().catch(() => {});
-  await handle?.close();
 }

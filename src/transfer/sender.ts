@@ -9,39 +9,32 @@
  * - A chunk file is deleted only once the receiver's status lists it as durably written.
  * - The source must not change during the transfer: size and mtime are checked at every chunk.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { type FileHandle, open, readdir, stat, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { encrypt, tokenLength } from '../crypto/fernet.js';
-import { DmpError, errnoCode, isDmpError } from '../errors.js';
-import { readJsonFile, writeJsonFile } from '../local/files.js';
+import { tokenLength } from '../crypto/fernet.js';
+import { DmpError, errnoCode } from '../errors.js';
 import { acquireLock } from '../local/lock.js';
-import type { PeerContext } from '../stream/context.js';
-import type { ChangeFeed } from '../stream/feed.js';
-import { publishWithinQuota } from '../stream/quota.js';
-import { RepeatSchedule } from '../stream/repeat.js';
+import { PROTOCOL_VERSION } from '../node/envelope.js';
+import type { NodeComponents } from '../node/node.js';
+import { openEnvelope, sealEnvelope } from '../node/open.js';
+import { publishWithinQuota } from '../node/quota.js';
+import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
+import { CHUNK_OVERHEAD, checkQuotaHoldsBlock } from './block-size.js';
 import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
-import { decodeStatus, encodeOffer, type Offer, type Status } from './control.js';
+import { OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
+import { type OutgoingState, resumeOrStart, withdraw } from './outgoing-state.js';
+
+export type TransferSenderComponents = Pick<
+  NodeComponents,
+  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed' | 'quota'
+>;
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
 const PIPELINE_DEPTH = 2;
-
-/** Header and Fernet framing added to each block; the quota must hold one block plus this. */
-export const CHUNK_OVERHEAD = 1024;
-
-export interface OutgoingState {
-  tid: string;
-  peer: PeerId;
-  path: string;
-  name: string;
-  size: number;
-  mtimeMs: number;
-  blockSize: number;
-  createdAt: number;
-}
 
 export interface SendFileOptions {
   blockSize: number;
@@ -55,30 +48,9 @@ export interface SendFileResult {
   sha256: string;
 }
 
-/**
- * The block size when the user gave none: 4 MiB, or less when the quota is small, so that at
- * least four chunks can be in flight (a power of two, at least 1 KiB).
- */
-export function defaultBlockSize(quota: number): number {
-  let size = 4 * 1024 * 1024;
-  while (size > 1024 && tokenLength(size + CHUNK_OVERHEAD) * 4 > quota) size /= 2;
-  return size;
-}
-
-/** The quota must hold at least one chunk, or nothing could ever be published. */
-export function checkQuotaHoldsBlock(quota: number, blockSize: number): void {
-  if (quota < tokenLength(blockSize + CHUNK_OVERHEAD)) {
-    throw new DmpError(
-      'USAGE',
-      `quota (${quota} bytes) must be larger than one block (${blockSize} bytes) plus ${CHUNK_OVERHEAD} bytes of framing`,
-    );
-  }
-}
-
 /** Sends one file to `peer` and resolves once the receiver has verified it whole. */
 export async function sendFile(
-  ctx: PeerContext,
-  feed: ChangeFeed,
+  ctx: TransferSenderComponents,
   peer: PeerId,
   source: { path: string; name: string },
   options: SendFileOptions,
@@ -101,61 +73,10 @@ export async function sendFile(
     purpose: `another dftp send of ${source.name}`,
   });
   try {
-    return await new OutgoingTransfer(ctx, feed, state, options).run();
+    return await new OutgoingTransfer(ctx, state, options).run();
   } finally {
     await release();
   }
-}
-
-function stateDir(ctx: PeerContext): string {
-  return ctx.home.transfers('out');
-}
-
-/** Finds the interrupted transfer of this file to this peer, or starts a new one. */
-async function resumeOrStart(
-  ctx: PeerContext,
-  peer: PeerId,
-  path: string,
-  name: string,
-  info: { size: number; mtimeMs: number },
-  blockSize: number,
-): Promise<OutgoingState & { resumed?: boolean }> {
-  const dir = stateDir(ctx);
-  const files = await readdir(dir).catch(() => [] as string[]);
-  for (const file of files) {
-    if (!file.endsWith('.json')) continue;
-    const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
-    if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
-    if (state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
-    // The file changed since the interrupted send: that transfer can never verify. Withdraw it.
-    await withdraw(ctx, state);
-  }
-  const state: OutgoingState = {
-    tid: randomBytes(8).toString('hex'),
-    peer,
-    path,
-    name,
-    size: info.size,
-    mtimeMs: info.mtimeMs,
-    blockSize,
-    createdAt: ctx.clock.now(),
-  };
-  await writeJsonFile(`${dir}/${state.tid}.json`, state);
-  return state;
-}
-
-/** Removes a transfer's files from the relay and its local state; the receiver then drops it. */
-async function withdraw(ctx: PeerContext, state: OutgoingState): Promise<void> {
-  const names = (await ctx.relay.list(ctx.self, state.peer)).filter(
-    (name) => name === offerName(state.tid) || parseChunkName(name)?.tid === state.tid,
-  );
-  // The offer goes last: while it exists, the receiver keeps the transfer.
-  await ctx.relay.remove(
-    state.peer,
-    names.filter((name) => name !== offerName(state.tid)),
-  );
-  await ctx.relay.remove(state.peer, [offerName(state.tid)]);
-  await unlink(`${stateDir(ctx)}/${state.tid}.json`).catch(() => {});
 }
 
 class OutgoingTransfer {
@@ -170,7 +91,6 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
-  private statusAuthFailures = 0;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
   private readonly offerRepeat: RepeatSchedule;
@@ -182,14 +102,13 @@ class OutgoingTransfer {
   private readonly unsubscribe;
 
   constructor(
-    private readonly ctx: PeerContext,
-    feed: ChangeFeed,
+    private readonly ctx: TransferSenderComponents,
     private readonly state: OutgoingState & { resumed?: boolean },
     private readonly options: SendFileOptions,
   ) {
     this.plan = planChunks(state.size, state.blockSize);
     this.offerRepeat = new RepeatSchedule(ctx.clock);
-    const subscription = feed.subscribe((change) => change.owner === state.peer && change.dir === ctx.self);
+    const subscription = ctx.feed.subscribe((change) => change.owner === state.peer && change.dir === ctx.self);
     this.wakeup = subscription.wakeup;
     this.unsubscribe = subscription.unsubscribe;
   }
@@ -260,7 +179,7 @@ class OutgoingTransfer {
             continue;
           }
           const output = freeTokens.pop() ?? Buffer.allocUnsafeSlow(tokenSize);
-          const token = ctx.cryptoPool.encrypt(ctx.key, this.chunkPlaintext(index, data), output).then((done) => {
+          const token = ctx.sealer.sealChunk(state.peer, this.chunkPlaintext(index, data), output).then((done) => {
             recycle(freeBlocks, done.parts[1], blockSize);
             return done.token;
           });
@@ -328,7 +247,15 @@ class OutgoingTransfer {
       blockSize: state.blockSize,
       count: this.plan.count,
     };
-    const data = encodeOffer(ctx.key, ctx.self, state.peer, offer, ctx.clock.now());
+    const data = sealEnvelope(ctx, {
+      v: PROTOCOL_VERSION,
+      type: OFFER.type,
+      from: ctx.self,
+      to: state.peer,
+      seq: 0,
+      sentAt: ctx.clock.now(),
+      body: offer,
+    });
     await this.withinQuota(data.length, () => ctx.relay.publish(state.peer, [{ name: offerName(state.tid), data }]));
     this.relayBytes += data.length;
     this.offerRepeat.published(this.offerAt === 0);
@@ -381,7 +308,8 @@ class OutgoingTransfer {
   }
 
   private async publishChunk(index: number, data: Buffer): Promise<void> {
-    await this.publishToken(index, encrypt(this.ctx.key, this.chunkPlaintext(index, data)));
+    const { token } = await this.ctx.sealer.sealChunk(this.state.peer, this.chunkPlaintext(index, Buffer.from(data)));
+    await this.publishToken(index, token);
   }
 
   private async publishToken(index: number, token: Buffer): Promise<void> {
@@ -429,24 +357,17 @@ class OutgoingTransfer {
     }
     if (read === undefined || read.version === this.lastStatusVersion) return;
     this.lastStatusVersion = read.version;
-    let status: Status;
-    try {
-      status = decodeStatus(ctx.key, read.data, state.peer, ctx.self, state.tid);
-    } catch (error) {
-      if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;
-      // One damaged status is a sync glitch (the receiver publishes it again); two versions
-      // failing with none ever read is a key mismatch.
-      if (isDmpError(error, 'AUTH')) this.statusAuthFailures += 1;
-      if (this.statusAuthFailures >= 2 && this.status === undefined) {
+    const opened = openEnvelope(ctx, state.peer, statusName(state.tid), read, { kind: STATUS });
+    const status = opened.envelope?.body;
+    if (!status || status.tid !== state.tid) {
+      // A damaged status is a sync glitch: the receiver publishes it again. A receiver none of
+      // whose files ever opened holds another key.
+      if (opened.error && opened.verdict === 'unauthenticated' && this.status === undefined) {
         throw new DmpError('AUTH', `cannot authenticate the status from ${state.peer}: wrong relay key?`, {
-          cause: error,
+          data: { peer: state.peer },
+          cause: opened.error,
         });
       }
-      ctx.logger.log('warn', 'status-rejected', {
-        peer: state.peer,
-        file: statusName(state.tid),
-        reason: error.message,
-      });
       return;
     }
     this.status = status;

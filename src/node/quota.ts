@@ -6,7 +6,9 @@
 
 import { throwIfAborted } from '../errors.js';
 import { withLock } from '../local/lock.js';
-import type { PeerContext } from './context.js';
+import type { NodeComponents } from './node.js';
+
+export type QuotaComponents = Pick<NodeComponents, 'relay' | 'home' | 'clock' | 'quota'>;
 
 export interface WaitForRoom {
   signal?: AbortSignal;
@@ -21,7 +23,7 @@ export interface WaitForRoom {
  * process can fill the same room. Returns what `publish` returned.
  */
 export async function publishWithinQuota<T>(
-  ctx: PeerContext,
+  ctx: QuotaComponents,
   bytes: number,
   publish: () => Promise<T>,
   options: WaitForRoom = {},

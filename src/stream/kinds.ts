@@ -1,0 +1,37 @@
+/**
+ * The kinds of the message stream (docs/PROTOCOL.md): `msg` carries one message of the writer's
+ * stream to the reader, `ack` the reader's cumulative acknowledgement of the other direction.
+ */
+import { DmpError } from '../errors.js';
+import { defineKind } from '../node/envelope.js';
+
+export interface AckBody {
+  /** Every message up to and including this sequence number is durably delivered. */
+  through: number;
+  /** Sequence numbers whose files failed authentication: publish them again. */
+  resend: number[];
+}
+
+/** At most this many sequence numbers in one ack's resend list. */
+const MAX_RESEND = 10_000;
+
+export const MSG = defineKind('msg', /^msg-\d{12}\.dmp$/, (body): string => {
+  if (typeof body !== 'string') throw new DmpError('PROTOCOL', 'message body is not text');
+  return body;
+});
+
+export const ACK = defineKind('ack', /^ack\.dmp$/, (body): AckBody => {
+  const ack = body as Partial<AckBody> | null;
+  if (
+    typeof ack !== 'object' ||
+    ack === null ||
+    !Number.isSafeInteger(ack.through) ||
+    (ack.through ?? -1) < 0 ||
+    !Array.isArray(ack.resend) ||
+    ack.resend.length > MAX_RESEND ||
+    !ack.resend.every((seq) => Number.isSafeInteger(seq) && seq > 0)
+  ) {
+    throw new DmpError('PROTOCOL', 'ack body is malformed');
+  }
+  return { through: ack.through ?? 0, resend: ack.resend };
+});

@@ -1,0 +1,87 @@
+/**
+ * What a sender keeps of each transfer in DMP_HOME (state/<self>/transfers/out/<tid>.json), so
+ * that running the same command again resumes it; and the withdrawal that ends one on both
+ * sides.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, unlink } from 'node:fs/promises';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
+import type { NodeComponents } from '../node/node.js';
+import type { PeerId } from '../util/peer-id.js';
+import { offerName, parseChunkName } from './names.js';
+
+type OutgoingComponents = Pick<NodeComponents, 'self' | 'relay' | 'home' | 'clock'>;
+
+export interface OutgoingState {
+  tid: string;
+  peer: PeerId;
+  path: string;
+  name: string;
+  size: number;
+  mtimeMs: number;
+  blockSize: number;
+  createdAt: number;
+}
+
+function stateDir(ctx: Pick<NodeComponents, 'home'>): string {
+  return ctx.home.transfers('out');
+}
+
+/** Finds the interrupted transfer of this file to this peer, or starts a new one. */
+export async function resumeOrStart(
+  ctx: OutgoingComponents,
+  peer: PeerId,
+  path: string,
+  name: string,
+  info: { size: number; mtimeMs: number },
+  blockSize: number,
+): Promise<OutgoingState & { resumed?: boolean }> {
+  const dir = stateDir(ctx);
+  const files = await readdir(dir).catch(() => [] as string[]);
+  for (const file of files) {
+    if (!file.endsWith('.json')) continue;
+    const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
+    if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
+    if (state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
+    // The file changed since the interrupted send: that transfer can never verify. Withdraw it.
+    await withdraw(ctx, state);
+  }
+  const state: OutgoingState = {
+    tid: randomBytes(8).toString('hex'),
+    peer,
+    path,
+    name,
+    size: info.size,
+    mtimeMs: info.mtimeMs,
+    blockSize,
+    createdAt: ctx.clock.now(),
+  };
+  await writeJsonFile(`${dir}/${state.tid}.json`, state);
+  return state;
+}
+
+/** Removes a transfer's files from the relay and its local state; the receiver then drops it. */
+export async function withdraw(ctx: OutgoingComponents, state: OutgoingState): Promise<void> {
+  const names = (await ctx.relay.list(ctx.self, state.peer)).filter(
+    (name) => name === offerName(state.tid) || parseChunkName(name)?.tid === state.tid,
+  );
+  // The offer goes last: while it exists, the receiver keeps the transfer.
+  await ctx.relay.remove(
+    state.peer,
+    names.filter((name) => name !== offerName(state.tid)),
+  );
+  await ctx.relay.remove(state.peer, [offerName(state.tid)]);
+  await unlink(`${stateDir(ctx)}/${state.tid}.json`).catch(() => {});
+}
+
+/** Every outgoing transfer this home remembers. */
+export async function listOutgoing(ctx: Pick<NodeComponents, 'home'>): Promise<OutgoingState[]> {
+  const dir = stateDir(ctx);
+  const states: OutgoingState[] = [];
+  for (const file of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    if (!file.endsWith('.json')) continue;
+    const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
+    if (state?.tid) states.push(state);
+  }
+  return states;
+}
