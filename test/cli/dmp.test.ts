@@ -13,15 +13,14 @@ import {
   killAll,
   lines,
   makePeers,
-  makeTempDir,
   type Peers,
   type RunResult,
-  removeTree,
   runDmp,
-  sleep,
   stackLines,
   startDmp,
-} from './helpers.js';
+} from '../support/cli.js';
+import { makeTempDir, removeTree } from '../support/files.js';
+import { sleep } from '../support/wait.js';
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]{43}=$/;
 
