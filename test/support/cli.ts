@@ -109,13 +109,23 @@ function quote(arg: string): string {
 
 /** Starts `dmp|dftp ...args` in the background. */
 export function startCli(program: Program, args: readonly string[], options: RunOptions = {}): Background {
-  hookExit();
   const root = options.root ?? REPO_ROOT;
+  return spawnChild(process.execPath, [cliPath(program, root), ...args], { cwd: root, ...options }, [program, ...args]);
+}
+
+/** Starts any program in the background, with the same environment rules, limits and reports as the CLI. */
+export function startProcess(file: string, args: readonly string[], options: RunOptions = {}): Background {
+  return spawnChild(file, args, options, [file, ...args]);
+}
+
+/** `shown` is the command as messages show it. */
+function spawnChild(file: string, args: readonly string[], options: RunOptions, shown: readonly string[]): Background {
+  hookExit();
   const home = options.home === undefined ? '' : `DMP_HOME=${quote(options.home)} `;
-  const command = `${home}${program} ${args.map(quote).join(' ')}`;
+  const command = `${home}${shown.map(quote).join(' ')}`;
   const started = Date.now();
-  const child = spawn(process.execPath, [cliPath(program, root), ...args], {
-    cwd: options.cwd ?? root,
+  const child = spawn(file, args, {
+    cwd: options.cwd ?? options.root ?? REPO_ROOT,
     env: childEnv(options),
     stdio: ['pipe', 'pipe', 'pipe'],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
@@ -181,6 +191,11 @@ export function startCli(program: Program, args: readonly string[], options: Run
     running: () => !exited,
     stop,
   };
+}
+
+/** Runs any program to the end; see `startProcess`. */
+export function runProcess(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return startProcess(file, args, options).done;
 }
 
 /** Runs `dmp|dftp ...args` to the end. */
