@@ -13,26 +13,20 @@ import {
   completeJsonLines,
   describeBackground,
   describeResult,
-  fileSha256,
-  GiB,
   jsonLines,
-  KiB,
   killAll,
   lines,
-  listTree,
-  MiB,
   makePeers,
   type Peers,
   type RunResult,
   runDftp,
-  sampleTree,
   settleAll,
   stackLines,
   startDftp,
   startDmp,
-  waitFor,
-  writeRandomFile,
-} from './dftp-helpers.js';
+} from '../support/cli.js';
+import { fileSha256, GiB, KiB, listTree, MiB, sampleTree, writeRandomFile } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 interface Event {
   event: string;
@@ -59,7 +53,7 @@ const cleanups: (() => Promise<void>)[] = [];
 const background: Background[] = [];
 
 async function peers(): Promise<Peers> {
-  const made = await makePeers();
+  const made = await makePeers('dftp-cli-');
   cleanups.push(made.cleanup);
   return made;
 }
@@ -147,12 +141,9 @@ async function killSenderAndRerun(options: { insideQuotaLock: boolean }): Promis
 
   const receiver = bgDftp(receiveArgs(out, '--count', '1', '--json'), { home: p.bob, timeoutMs: 150_000 });
   const first = bgDftp(sendArgs, { home: p.alice, timeoutMs: 150_000 });
-  await waitFor(
-    () => progressBytes(first) > 0,
-    60_000,
-    'the transfer to start',
-    () => describeBackground(first),
-  );
+  await waitFor('the transfer to start', () => progressBytes(first) > 0, 60_000, {
+    describe: () => describeBackground(first),
+  });
   first.kill('SIGKILL');
   const killed = await first.done;
   assert.equal(killed.signal, 'SIGKILL', `the sender was not killed mid-transfer: ${describeResult(killed)}`);
@@ -238,12 +229,9 @@ describe('dftp send and receive', () => {
       timeoutMs: 150_000,
     });
     // The sender's progress means bob has written chunks durably and said so.
-    await waitFor(
-      () => progressBytes(sender) > 0,
-      60_000,
-      'the transfer to start',
-      () => describeBackground(sender),
-    );
+    await waitFor('the transfer to start', () => progressBytes(sender) > 0, 60_000, {
+      describe: () => describeBackground(sender),
+    });
     first.kill('SIGKILL');
     const killed = await first.done;
     assert.equal(killed.signal, 'SIGKILL', `the receiver was not killed mid-transfer: ${describeResult(killed)}`);
@@ -288,10 +276,10 @@ describe('dftp send and receive', () => {
     const receiver = bgDftp(receiveArgs(out, '--json'), { home: p.bob, timeoutMs: 100_000 });
     const sender = bgDftp(['send', 'bob', file, '-bs', '1m', '--quota', '4m'], { home: p.alice, timeoutMs: 100_000 });
     await waitFor(
+      'the transfer to start',
       async () => (await listTree(out)).some((name) => name.endsWith('.dftp-part')),
       60_000,
-      'the transfer to start',
-      () => describeBackground(sender),
+      { describe: () => describeBackground(sender) },
     );
     await appendFile(file, 'one more line\n');
     const sent = await sender.done;
@@ -300,12 +288,12 @@ describe('dftp send and receive', () => {
     assert.match(lines(sent.stderr).at(-1) ?? '', /changed while it was being sent/, describeResult(sent));
     // The sender withdrew the transfer: bob drops the partial and reports the failure.
     await waitFor(
+      'bob to drop the withdrawn transfer',
       async () =>
         (await listTree(out)).length === 0 &&
         completeJsonLines<Event>(receiver.stdout()).some((event) => event.event === 'failed'),
       30_000,
-      'bob to drop the withdrawn transfer',
-      () => describeBackground(receiver),
+      { describe: () => describeBackground(receiver) },
     );
     assert.deepEqual(
       (await listTree(join(p.relay, 'alice'))).filter((name) => /(offer|chunk)-/.test(name)),

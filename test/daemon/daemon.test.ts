@@ -21,22 +21,17 @@ import {
   type Background,
   describeBackground,
   describeResult,
-  fileSha256,
   jsonLines,
-  KiB,
   killAll,
   lines,
-  listTree,
-  MiB,
   makePeers,
   type Peers,
   runDftp,
   runDmp,
-  sleep,
   startDmp,
-  waitFor,
-  writeRandomFile,
-} from '../cli/dftp-helpers.js';
+} from '../support/cli.js';
+import { fileSha256, KiB, listTree, MiB, writeRandomFile } from '../support/files.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** One line of the daemon's JSON log. */
 interface LogLine {
@@ -111,10 +106,10 @@ function parseLog(text: string): LogLine[] {
 async function startDaemon(home: string, args: readonly string[] = []): Promise<Background> {
   const daemon = startDmp(['daemon', ...args], { home, timeoutMs: 180_000 });
   await waitFor(
+    'the daemon to start',
     () => !daemon.running() || logOf(daemon).some((line) => line.event === 'daemon-started'),
     30_000,
-    'the daemon to start',
-    () => describeBackground(daemon),
+    { describe: () => describeBackground(daemon) },
   );
   assert.ok(daemon.running(), `the daemon exited at start\n${describeBackground(daemon)}`);
   return daemon;
@@ -138,12 +133,9 @@ async function stopDaemon(daemon: Background, signal: NodeJS.Signals = 'SIGTERM'
 }
 
 async function waitForLog(daemon: Background, what: string, predicate: (line: LogLine) => boolean, timeoutMs = 30_000) {
-  await waitFor(
-    () => logOf(daemon).some(predicate),
-    timeoutMs,
-    `${what} in the daemon's log`,
-    () => describeBackground(daemon),
-  );
+  await waitFor(`${what} in the daemon's log`, () => logOf(daemon).some(predicate), timeoutMs, {
+    describe: () => describeBackground(daemon),
+  });
 }
 
 /** Visible files (no dot-names: partials are hidden) under `dir`, '/'-separated, sorted. */
@@ -154,10 +146,10 @@ async function visibleFiles(dir: string): Promise<string[]> {
 /** Waits until `path` exists with `size` bytes, then checks its content against `sha256`. */
 async function waitForCopy(path: string, size: number, sha256: string, timeoutMs = 45_000, context = () => '') {
   await waitFor(
+    `${path} (${size} bytes)`,
     async () => (await stat(path).catch(() => undefined))?.size === size,
     timeoutMs,
-    `${path} (${size} bytes)`,
-    context,
+    { describe: context },
   );
   assert.equal(await fileSha256(path), sha256, `${path} differs from what was sent`);
 }
@@ -245,15 +237,15 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
 
     await waitForCopy(join(bob, 'inbox', 'alice', 'report.bin'), 4 * MiB + 123, sha);
     await waitFor(
+      'the file queued with its folder',
       () => existsSync(join(bob, 'inbox', 'alice', 'photos', '2024', 'beach.txt')),
       45_000,
-      'the file queued with its folder',
     );
     assert.equal(await readFile(join(bob, 'inbox', 'alice', 'photos', '2024', 'beach.txt'), 'utf8'), 'sand\n');
     await waitFor(
+      "both files in alice's sent/bob",
       async () => (await visibleFiles(join(alice, 'sent', 'bob'))).length === 2,
       30_000,
-      "both files in alice's sent/bob",
     );
     assert.deepEqual(await listTree(join(alice, 'sent', 'bob')), ['photos/2024/beach.txt', 'report.bin']);
     assert.equal(await fileSha256(join(alice, 'sent', 'bob', 'report.bin')), sha);
@@ -292,9 +284,9 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
       describeBackground(bobDaemon),
     );
     await waitFor(
+      "two files in alice's sent/bob",
       async () => (await visibleFiles(join(alice, 'sent', 'bob'))).length >= 2,
       30_000,
-      "two files in alice's sent/bob",
     );
     assert.ok(
       (await readFile(join(inbox, 'slow.bin'))).equals(whole),
@@ -340,12 +332,9 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     await appendFile(join(alice, 'outbox', 'bob', 'moving.bin'), 'changed!');
     const bobDaemon = await startDaemon(bob);
     const failed = join(alice, 'failed', 'bob');
-    await waitFor(
-      () => existsSync(join(failed, 'moving.bin.reason.txt')),
-      45_000,
-      'the reason file in failed/bob',
-      () => `${describeBackground(aliceDaemon)}\n${describeBackground(bobDaemon)}`,
-    );
+    await waitFor('the reason file in failed/bob', () => existsSync(join(failed, 'moving.bin.reason.txt')), 45_000, {
+      describe: () => `${describeBackground(aliceDaemon)}\n${describeBackground(bobDaemon)}`,
+    });
     assert.deepEqual((await readdir(failed)).sort(), ['moving.bin', 'moving.bin.reason.txt']);
     assert.equal((await stat(join(failed, 'moving.bin'))).size, 8 * MiB + 'changed!'.length);
     const reason = await readFile(join(failed, 'moving.bin.reason.txt'), 'utf8');
@@ -455,12 +444,9 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     await waitForCopy(join(bob, 'inbox', 'alice', 'big.bin'), size, sha, 60_000, () =>
       [describeBackground(aliceDaemon), describeBackground(bobDaemon)].join('\n'),
     );
-    await waitFor(
-      () => existsSync(join(alice, 'sent', 'bob', 'big.bin')),
-      30_000,
-      "big.bin in alice's sent/bob",
-      () => describeBackground(aliceDaemon),
-    );
+    await waitFor("big.bin in alice's sent/bob", () => existsSync(join(alice, 'sent', 'bob', 'big.bin')), 30_000, {
+      describe: () => describeBackground(aliceDaemon),
+    });
     assert.deepEqual(await readdir(join(alice, 'outbox', 'bob')), []);
     assert.deepEqual(await visibleFiles(join(bob, 'inbox', 'alice')), ['big.bin']);
     const log = logOf(aliceDaemon);
@@ -618,6 +604,7 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     // Wait until the relay is quiet (the ack of bob's message is out), then look around it.
     let before = await snapshot(relay);
     await waitFor(
+      'a quiet relay',
       async () => {
         await sleep(500);
         const now = await snapshot(relay);
@@ -626,7 +613,6 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
         return same;
       },
       20_000,
-      'a quiet relay',
     );
     const report = await statusJson(alice);
     const human = await runDmp(['status'], { home: alice, timeoutMs: 30_000 });
@@ -660,12 +646,12 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     // When it last heard from bob (the daemon records it a few seconds after the fact).
     let heard: string | undefined;
     await waitFor(
+      'lastHeard for bob',
       async () => {
         heard = (await statusJson(alice)).peers.find((entry) => entry.peer === 'bob')?.lastHeard;
         return heard !== undefined;
       },
       30_000,
-      'lastHeard for bob',
     );
     assert.ok(!Number.isNaN(Date.parse(heard ?? '')), String(heard));
 

@@ -19,12 +19,13 @@ import {
   type Background,
   describeResult,
   jsonLines,
-  killAllChildren,
+  killAll,
   type RunResult,
-  run,
-  start,
-  waitFor,
-} from './cli.js';
+  runDftp,
+  runDmp,
+  startDmp,
+} from '../support/cli.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { type SyncthingPair, startSyncthingPair, syncthingInstalled, syncthingVersion } from './syncthing.js';
 
 const IN_CI = Boolean(process.env.CI);
@@ -138,11 +139,12 @@ for (const mode of MODES) {
     };
 
     const startDaemon = async (name: 'alice' | 'bob', extra: string[]): Promise<Background> => {
-      const daemon = start('dmp', ['daemon', ...extra, ...mode.args], { home: home[name], timeoutMs: 900_000 });
+      const daemon = startDmp(['daemon', ...extra, ...mode.args], { home: home[name], timeoutMs: 900_000 });
       await waitFor(
         `${name}'s daemon to start`,
         () => daemon.stderr().includes('"daemon-started"') || daemon.child.exitCode !== null,
         60_000,
+        { everyMs: 100 },
       );
       assert.equal(daemon.child.exitCode, null, `${name}'s daemon exited at once:\n${daemon.stderr()}`);
       return daemon;
@@ -157,39 +159,35 @@ for (const mode of MODES) {
       homes = await mkdtemp(join(tmpdir(), 'dmp-e2e-homes-'));
       home.alice = join(homes, 'alice');
       home.bob = join(homes, 'bob');
-      const keygen = await run('dmp', ['keygen'], { home: home.alice });
+      const keygen = await runDmp(['keygen'], { home: home.alice });
       ok(keygen, 'dmp keygen');
       key = keygen.stdout.trim();
       for (const name of ['alice', 'bob'] as const) {
         // `--key=KEY`: a key may start with '-'.
         ok(
-          await run('dmp', ['init', '--relay', relay[name], '--id', name, `--key=${key}`], { home: home[name] }),
+          await runDmp(['init', '--relay', relay[name], '--id', name, `--key=${key}`], { home: home[name] }),
           `dmp init ${name}`,
         );
       }
       // Each peer's folder reaches the other copy before anyone talks.
-      await waitFor('bob/ to appear in copy A', () => exists(join(relay.alice, 'bob')), 60_000);
-      await waitFor('alice/ to appear in copy B', () => exists(join(relay.bob, 'alice')), 60_000);
+      await waitFor('bob/ to appear in copy A', () => exists(join(relay.alice, 'bob')), 60_000, { everyMs: 100 });
+      await waitFor('alice/ to appear in copy B', () => exists(join(relay.bob, 'alice')), 60_000, { everyMs: 100 });
       daemons.alice = await startDaemon('alice', ['--quota', QUOTA]);
       daemons.bob = await startDaemon('bob', []);
     });
 
     after(async () => {
       for (const daemon of [daemons.alice, daemons.bob]) await daemon?.stop().catch(() => {});
-      killAllChildren();
+      killAll();
       await pair?.stop();
       if (homes) await rm(homes, { recursive: true, force: true, maxRetries: 3 });
     });
 
     it('ping: 3 replies through Syncthing', { timeout: 180_000 }, async (t) => {
-      const ping = await run(
-        'dmp',
-        ['ping', 'bob', '-c', '3', '-i', '0.5', '--timeout', '30', '--json', ...mode.args],
-        {
-          home: home.alice,
-          timeoutMs: 150_000,
-        },
-      );
+      const ping = await runDmp(['ping', 'bob', '-c', '3', '-i', '0.5', '--timeout', '30', '--json', ...mode.args], {
+        home: home.alice,
+        timeoutMs: 150_000,
+      });
       ok(ping, 'dmp ping');
       const replies = jsonLines<{ seq: number; rttMs?: number; timeout?: boolean }>(ping.stdout);
       assert.equal(replies.length, 3, `expected 3 replies:\n${describeResult(ping)}`);
@@ -211,7 +209,7 @@ for (const mode of MODES) {
     it(`${MESSAGES} messages arrive in order, exactly once`, { timeout: 240_000 }, async (t) => {
       const texts = Array.from({ length: MESSAGES }, (_, i) => `message ${String(i + 1).padStart(3, '0')} from alice`);
       const started = Date.now();
-      const sent = await run('dmp', ['send', 'bob', '--lines', '--json', ...mode.args], {
+      const sent = await runDmp(['send', 'bob', '--lines', '--json', ...mode.args], {
         home: home.alice,
         input: `${texts.join('\n')}\n`,
         timeoutMs: 120_000,
@@ -220,14 +218,10 @@ for (const mode of MODES) {
       const summary = jsonLines<{ event: string; count: number }>(sent.stdout);
       assert.equal(summary[0]?.count, MESSAGES, describeResult(sent));
 
-      const listen = await run(
-        'dmp',
-        ['listen', '--count', String(MESSAGES), '--json', '--timeout', '120', ...mode.args],
-        {
-          home: home.bob,
-          timeoutMs: 180_000,
-        },
-      );
+      const listen = await runDmp(['listen', '--count', String(MESSAGES), '--json', '--timeout', '120', ...mode.args], {
+        home: home.bob,
+        timeoutMs: 180_000,
+      });
       const elapsed = Date.now() - started;
       ok(listen, `dmp listen --count ${MESSAGES}\n${await context()}`);
       const received = jsonLines<{ from: string; seq: number; text: string }>(listen.stdout);
@@ -246,7 +240,7 @@ for (const mode of MODES) {
       }
 
       // Exactly once: nothing more is waiting (a repeat would show here; listen then times out with 1).
-      const more = await run('dmp', ['listen', '--json', '--timeout', '5', ...mode.args], {
+      const more = await runDmp(['listen', '--json', '--timeout', '5', ...mode.args], {
         home: home.bob,
         timeoutMs: 60_000,
       });
@@ -275,13 +269,13 @@ for (const mode of MODES) {
           const held = await filesUnder(join(relay.alice, 'alice'));
           maxHeld = Math.max(maxHeld, held.total);
           largestFile = Math.max(largestFile, held.largest);
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await sleep(50);
         }
       })();
 
       const started = Date.now();
       try {
-        const queued = await run('dftp', ['send', '--queue', 'bob', file, '--json', ...mode.args], {
+        const queued = await runDftp(['send', '--queue', 'bob', file, '--json', ...mode.args], {
           home: home.alice,
           timeoutMs: 60_000,
         });
@@ -290,13 +284,13 @@ for (const mode of MODES) {
 
         const sent = join(home.alice, 'sent', 'bob', 'big-file.bin');
         const arrived = join(home.bob, 'inbox', 'alice', 'big-file.bin');
-        await waitFor('the daemon to move the file to sent/bob/', () => exists(sent), 360_000, 200).catch(
+        await waitFor('the daemon to move the file to sent/bob/', () => exists(sent), 360_000, { everyMs: 200 }).catch(
           async (error: Error) => {
             throw new Error(`${error.message}\n${await context()}`);
           },
         );
         const elapsed = Date.now() - started;
-        await waitFor('the file in bob/inbox/alice/', () => exists(arrived), 60_000);
+        await waitFor('the file in bob/inbox/alice/', () => exists(arrived), 60_000, { everyMs: 100 });
         assert.equal((await stat(arrived)).size, FILE_SIZE);
         assert.equal(await sha256(arrived), digest, 'the received file is byte-identical');
         assert.equal(await sha256(sent), digest, 'sent/ holds the file that was queued');

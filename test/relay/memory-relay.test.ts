@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from '../../src/relay/memory-relay.js';
 import type { RelayChange } from '../../src/relay/storage.js';
-import { ALICE, BOB, runStorageContract, waitFor } from './storage-contract.js';
+import { waitFor } from '../support/wait.js';
+import { ALICE, BOB, runStorageContract } from './storage-contract.js';
 
 runStorageContract('MemoryRelay on one RelayReplica', async () => {
   const replica = new RelayReplica();

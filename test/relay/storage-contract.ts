@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { RelayChange, RelayStorage } from '../../src/relay/storage.js';
 import type { PeerId } from '../../src/util/peer-id.js';
+import { waitFor } from '../support/wait.js';
 
 export interface StorageFixture {
   /** Writes as 'alice'. Not opened yet. */
@@ -47,16 +48,6 @@ export const FOREIGN_NAMES = [
 export const ALICE = 'alice' as PeerId;
 export const BOB = 'bob' as PeerId;
 export const CAROL = 'carol' as PeerId;
-
-/** Polls `check` until it returns true; fails with `what` after `timeoutMs` (default 5 s). */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Records what a watch reports, for the watch tests. */
 class Recorder {
