@@ -78,8 +78,6 @@ export class FolderRelay implements RelayStorage {
   private readonly pollMs: number | undefined;
   private readonly rescanMs: number;
   private readonly logger: Logger;
-  /** Own sub-folders known to exist, so publish does not mkdir every time. */
-  private readonly madeDirs = new Set<string>();
   /** Foreign names already reported, so the debug log says each once. */
   private readonly foreignSeen = new Set<string>();
 
@@ -104,23 +102,52 @@ export class FolderRelay implements RelayStorage {
       throw new DmpError('RELAY_MISSING', `relay folder ${this.root} does not exist`, { cause: error });
     }
     if (!info.isDirectory()) throw new DmpError('RELAY_MISSING', `relay ${this.root} is not a folder`);
-    try {
-      await mkdir(this.ownDir()).catch((error: unknown) => {
-        if (errnoCode(error) !== 'EEXIST') throw error;
-      });
-    } catch (error) {
-      throw relayError(error, 'create', this.ownDir());
-    }
+    const own = await this.ownFolder();
     // Probe with a real write: permission bits say nothing when running as root or on a
     // read-only mount.
-    const probe = join(this.ownDir(), `.probe-${randomBytes(6).toString('hex')}.tmp`);
+    const probe = join(own, `.probe-${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const handle = await open(probe, 'w');
+      const handle = await open(probe, 'wx');
       await handle.close();
       await unlink(probe);
     } catch (error) {
-      throw relayError(error, 'write in', this.ownDir());
+      throw relayError(error, 'write in', own);
     }
+  }
+
+  /**
+   * `<root>/<self>`, or `<root>/<self>/<dir>`, made when missing, after checking (lstat) that
+   * each is a real folder. A link there was put by someone else (a sync tool brings in what any
+   * device writes): writing through it would put this peer's files wherever it points, so it
+   * is refused, for that folder only. Never recursive: when the relay itself is gone (an
+   * unmounted share), creating it again would write into the bare mount point, where nothing
+   * reaches the peers.
+   */
+  private async ownFolder(dir?: PeerId): Promise<string> {
+    const parts = dir === undefined ? [this.self] : [this.self, dir];
+    let path = this.root;
+    for (const part of parts) {
+      path = join(path, part);
+      for (;;) {
+        let info: Stats | undefined;
+        try {
+          info = lstatSync(path, { throwIfNoEntry: false });
+        } catch (error) {
+          throw relayError(error, 'write in', path);
+        }
+        if (info?.isSymbolicLink()) throw badEntry(path, 'link', { what: 'write in' });
+        if (info !== undefined && !info.isDirectory()) throw badEntry(path, 'not-a-folder', { what: 'write in' });
+        if (info !== undefined) break;
+        try {
+          await mkdir(path);
+          break;
+        } catch (error) {
+          // Made at the same moment by another process of this peer: look at it again.
+          if (errnoCode(error) !== 'EEXIST') throw relayError(error, 'create', path);
+        }
+      }
+    }
+    return path;
   }
 
   async peers(): Promise<PeerId[]> {
@@ -254,51 +281,43 @@ export class FolderRelay implements RelayStorage {
 
   async publish(dir: PeerId, files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
     const durable = options.durable ?? true;
-    const folder = this.ownDir(dir);
-    if (!this.madeDirs.has(folder)) {
-      // Never recursive: when the relay itself is gone (an unmounted share), creating it again
-      // would write into the bare mount point, where nothing reaches the peers. Only our own
-      // folder and its sub-folder are made, and only inside a relay that exists.
-      for (const path of [this.ownDir(), folder]) {
-        try {
-          await mkdir(path);
-        } catch (error) {
-          if (errnoCode(error) !== 'EEXIST') throw relayError(error, 'create', path);
-        }
-      }
-      this.madeDirs.add(folder);
-    }
+    const folder = await this.ownFolder(dir);
     const staging = this.tempDir ?? folder;
-    const tag = randomBytes(6).toString('hex');
-    const temps = await Promise.all(
+    const written = await Promise.allSettled(
       files.map(async (file) => {
-        const temp = join(staging, `.${file.name}.${tag}.tmp`);
+        const temp = join(staging, stagingName(file.name));
         if (!durable && file.data.length <= SMALL_FILE) {
           // Small files are written synchronously: a create costs tens of microseconds, while
           // thousands of them in flight on the thread pool queue on the directory's lock.
           try {
-            writeFileSync(temp, file.data);
+            writeFileSync(temp, file.data, { flag: 'wx' });
           } catch (error) {
-            this.madeDirs.delete(folder);
             throw relayError(error, 'write', join(folder, file.name));
           }
           return temp;
         }
         let handle: FileHandle | undefined;
         try {
-          handle = await open(temp, 'w');
+          // 'wx' (O_EXCL): a fresh file, never whatever may already sit under that name.
+          handle = await open(temp, 'wx');
           await handle.writeFile(file.data);
           if (durable) await handle.sync();
         } catch (error) {
           await handle?.close().catch(() => {});
           await unlink(temp).catch(() => {});
-          this.madeDirs.delete(folder);
           throw relayError(error, 'write', join(folder, file.name));
         }
         await handle.close();
         return temp;
       }),
     );
+    const temps = written.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = written.find((result) => result.status === 'rejected');
+    if (failed !== undefined) {
+      // The files that were written are of no use without the others.
+      await Promise.all(temps.map((temp) => unlink(temp).catch(() => {})));
+      throw failed.reason;
+    }
     try {
       for (const [index, file] of files.entries()) {
         if (!durable && file.data.length <= SMALL_FILE) renameSync(temps[index]!, join(folder, file.name));
@@ -306,14 +325,18 @@ export class FolderRelay implements RelayStorage {
       }
     } catch (error) {
       await Promise.all(temps.map((temp) => unlink(temp).catch(() => {})));
-      this.madeDirs.delete(folder);
       throw relayError(error, 'publish', folder);
     }
     if (durable) await syncDirectory(folder);
   }
 
   async remove(dir: PeerId, names: readonly string[]): Promise<void> {
-    const folder = this.ownDir(dir);
+    if (names.length === 0) return;
+    const own = this.folderState([this.self, dir]);
+    if (own.state === 'missing') return;
+    // Unlinking through a linked folder would delete files wherever it points.
+    if (own.state !== 'folder') throw badEntry(own.path, own.state, { what: 'remove from' });
+    const folder = own.path;
     await Promise.all(
       names.map(async (name) => {
         try {
@@ -327,6 +350,9 @@ export class FolderRelay implements RelayStorage {
 
   async usage(): Promise<number> {
     let total = 0;
+    const own = this.folderState([this.self]);
+    if (own.state === 'link' || own.state === 'not-a-folder')
+      throw badEntry(own.path, own.state, { what: 'count the files in' });
     let dirs: Dirent[];
     try {
       dirs = await readdir(this.ownDir(), { withFileTypes: true });
@@ -454,6 +480,11 @@ async function syncDirectory(path: string): Promise<void> {
   } finally {
     await handle?.close();
   }
+}
+
+/** A fresh staging name for `name`: a dot-name readers and sync tools skip, unique to one write. */
+function stagingName(name: string): string {
+  return `.${name}.${randomBytes(6).toString('hex')}.tmp`;
 }
 
 /** What a directory entry is, for the debug log. */

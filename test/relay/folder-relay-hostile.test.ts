@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,5 +266,80 @@ describe('FolderRelay with hostile relay contents', () => {
     await symlink(join(outside, 'big.dmp'), join(root, 'alice', 'bob', 'msg-000000000002.dmp'));
     await symlink(outside, join(root, 'alice', 'carol'));
     assert.equal(await alice.usage(), 10);
+  });
+
+  describe('the writer never writes through a link in its own folder', () => {
+    const MALLORY = 'mallory' as typeof ALICE;
+
+    /** The error is BAD_ENTRY for `path`, in one line that names it. */
+    const refusedAt = (path: string, reason: string) => (error: unknown) => {
+      assert.ok(isDmpError(error, 'BAD_ENTRY'), String(error));
+      assert.equal(error.data.path, path);
+      assert.equal(error.data.reason, reason);
+      assert.ok(error.message.includes(path), error.message);
+      assert.doesNotMatch(error.message, /\n/);
+      return true;
+    };
+
+    for (const staging of ['dot-names in the peer folder', 'a staging folder'] as const) {
+      test(`a linked sub-folder is refused for that peer only (${staging})`, async () => {
+        const tempDir = staging === 'a staging folder' ? join(base, 'staging') : undefined;
+        if (tempDir) await mkdir(tempDir);
+        const alice = new FolderRelay({ root, self: ALICE, tempDir });
+        await alice.open();
+        const target = join(outside, 'target');
+        await mkdir(target);
+        await writeFile(join(target, 'msg-000000000001.dmp'), 'not the relay');
+        await symlink(target, join(root, 'alice', 'mallory'));
+        const linked = join(root, 'alice', 'mallory');
+        for (const durable of [true, false]) {
+          await assert.rejects(
+            alice.publish(MALLORY, [{ name: 'ack.dmp', data: 'ack' }], { durable }),
+            refusedAt(linked, 'link'),
+          );
+        }
+        await assert.rejects(alice.remove(MALLORY, ['msg-000000000001.dmp']), refusedAt(linked, 'link'));
+        assert.deepEqual(
+          await readdir(target),
+          ['msg-000000000001.dmp'],
+          'something was written or removed through the link',
+        );
+        if (tempDir) assert.deepEqual(await readdir(tempDir), []);
+        // Every other folder keeps working.
+        await alice.publish(BOB, [{ name: 'ack.dmp', data: 'ack' }]);
+        assert.equal(await readFile(join(root, 'alice', 'bob', 'ack.dmp'), 'utf8'), 'ack');
+        // A file where the folder should be is refused the same way.
+        await writeFile(join(root, 'alice', 'carol'), 'a file');
+        await assert.rejects(
+          alice.publish(CAROL, [{ name: 'ack.dmp', data: 'ack' }]),
+          refusedAt(join(root, 'alice', 'carol'), 'not-a-folder'),
+        );
+      });
+    }
+
+    test('a folder replaced by a link after a first publish is refused from then on', async () => {
+      const alice = new FolderRelay({ root, self: ALICE });
+      await alice.open();
+      await alice.publish(BOB, [{ name: 'ack.dmp', data: 'first' }]);
+      await rm(join(root, 'alice', 'bob'), { recursive: true });
+      await symlink(outside, join(root, 'alice', 'bob'));
+      await assert.rejects(
+        alice.publish(BOB, [{ name: 'ack.dmp', data: 'second' }]),
+        refusedAt(join(root, 'alice', 'bob'), 'link'),
+      );
+      assert.deepEqual((await readdir(outside)).sort(), ['alice', 'secret.dmp']);
+    });
+
+    test("the peer's own folder being a link is refused by open, publish and usage", async () => {
+      const elsewhere = join(outside, 'elsewhere');
+      await mkdir(elsewhere);
+      await symlink(elsewhere, join(root, 'alice'));
+      const own = join(root, 'alice');
+      const alice = new FolderRelay({ root, self: ALICE });
+      await assert.rejects(alice.open(), refusedAt(own, 'link'));
+      await assert.rejects(alice.publish(BOB, [{ name: 'ack.dmp', data: 'x' }]), refusedAt(own, 'link'));
+      await assert.rejects(alice.usage(), refusedAt(own, 'link'));
+      assert.deepEqual(await readdir(elsewhere), [], 'something was written through the link');
+    });
   });
 });
