@@ -14,6 +14,13 @@ export type ErrorCode =
   | 'RELAY_READ_ONLY'
   /** The disk holding the relay or the output is full. */
   | 'DISK_FULL'
+  /**
+   * One entry of the relay is not what a relay file or folder may be: a link, a FIFO, a folder
+   * where a file should be, an unreadable file, or a file larger than the reader allows. The
+   * damage is local to that entry (and the peer folder it is in), never to the relay as a whole.
+   * `data = { path, reason: BadEntryReason }`, plus `size` and `maxBytes` for 'too-large'.
+   */
+  | 'BAD_ENTRY'
   /** The peer has no folder in the relay. */
   | 'UNKNOWN_PEER'
   /** A token failed authentication: tampered, truncated, or made with another key. */
@@ -32,6 +39,19 @@ export type ErrorCode =
   | 'TRANSFER_FAILED'
   /** A local file could not be read or written. */
   | 'IO';
+
+/** Why a relay entry was refused (the `reason` of a BAD_ENTRY error). */
+export type BadEntryReason =
+  /** A symbolic link where a file or folder was expected: following it could leave the relay. */
+  | 'link'
+  /** Not a regular file: a FIFO, a socket, a device or a folder carrying a file's name. */
+  | 'not-a-file'
+  /** Not a folder where this peer's own folder or a peer's sub-folder should be. */
+  | 'not-a-folder'
+  /** The file system refused to open or list it (permissions). */
+  | 'unreadable'
+  /** Larger than the reader allows: refused unread. */
+  | 'too-large';
 
 export class DmpError extends Error {
   readonly code: ErrorCode;

@@ -2,18 +2,33 @@
  * The relay as a real folder kept in sync by something else (Dropbox, Syncthing, an NFS share).
  * This is the only module that touches the relay on disk.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { closeSync, type Dirent, fstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  lstatSync,
+  openSync,
+  read as readCallback,
+  readSync,
+  renameSync,
+  type Stats,
+  writeFileSync,
+} from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import { promisify } from 'node:util';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
-import { relayError } from './errno.js';
+import { badEntry, entryError, relayError } from './errno.js';
 import {
   isRelayName,
   type PublishOptions,
+  type ReadOptions,
   type RelayFile,
   type RelayRead,
   type RelayStorage,
@@ -22,6 +37,20 @@ import {
 
 /** Files up to this size are read, and written when not durable, with synchronous calls. */
 const SMALL_FILE = 16 * 1024;
+
+/** The largest file a read can hold at all; anything larger is refused unread. */
+const MAX_BUFFER = bufferConstants.MAX_LENGTH;
+
+/** Opening for reading: no link followed, no wait on a FIFO (the flags do not exist on Windows). */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+const readAsync = promisify(readCallback);
+
+/** What a path inside the relay is, seen without following links. */
+interface FolderState {
+  readonly state: 'folder' | 'missing' | 'link' | 'not-a-folder' | 'unreadable';
+  readonly path: string;
+}
 
 export interface FolderRelayOptions {
   /** The shared folder. */
@@ -49,8 +78,6 @@ export class FolderRelay implements RelayStorage {
   private readonly pollMs: number | undefined;
   private readonly rescanMs: number;
   private readonly logger: Logger;
-  /** Own sub-folders known to exist, so publish does not mkdir every time. */
-  private readonly madeDirs = new Set<string>();
   /** Foreign names already reported, so the debug log says each once. */
   private readonly foreignSeen = new Set<string>();
 
@@ -75,23 +102,52 @@ export class FolderRelay implements RelayStorage {
       throw new DmpError('RELAY_MISSING', `relay folder ${this.root} does not exist`, { cause: error });
     }
     if (!info.isDirectory()) throw new DmpError('RELAY_MISSING', `relay ${this.root} is not a folder`);
-    try {
-      await mkdir(this.ownDir()).catch((error: unknown) => {
-        if (errnoCode(error) !== 'EEXIST') throw error;
-      });
-    } catch (error) {
-      throw relayError(error, 'create', this.ownDir());
-    }
+    const own = await this.ownFolder();
     // Probe with a real write: permission bits say nothing when running as root or on a
     // read-only mount.
-    const probe = join(this.ownDir(), `.probe-${randomBytes(6).toString('hex')}.tmp`);
+    const probe = join(own, `.probe-${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const handle = await open(probe, 'w');
+      const handle = await open(probe, 'wx');
       await handle.close();
       await unlink(probe);
     } catch (error) {
-      throw relayError(error, 'write in', this.ownDir());
+      throw relayError(error, 'write in', own);
     }
+  }
+
+  /**
+   * `<root>/<self>`, or `<root>/<self>/<dir>`, made when missing, after checking (lstat) that
+   * each is a real folder. A link there was put by someone else (a sync tool brings in what any
+   * device writes): writing through it would put this peer's files wherever it points, so it
+   * is refused, for that folder only. Never recursive: when the relay itself is gone (an
+   * unmounted share), creating it again would write into the bare mount point, where nothing
+   * reaches the peers.
+   */
+  private async ownFolder(dir?: PeerId): Promise<string> {
+    const parts = dir === undefined ? [this.self] : [this.self, dir];
+    let path = this.root;
+    for (const part of parts) {
+      path = join(path, part);
+      for (;;) {
+        let info: Stats | undefined;
+        try {
+          info = lstatSync(path, { throwIfNoEntry: false });
+        } catch (error) {
+          throw relayError(error, 'write in', path);
+        }
+        if (info?.isSymbolicLink()) throw badEntry(path, 'link', { what: 'write in' });
+        if (info !== undefined && !info.isDirectory()) throw badEntry(path, 'not-a-folder', { what: 'write in' });
+        if (info !== undefined) break;
+        try {
+          await mkdir(path);
+          break;
+        } catch (error) {
+          // Made at the same moment by another process of this peer: look at it again.
+          if (errnoCode(error) !== 'EEXIST') throw relayError(error, 'create', path);
+        }
+      }
+    }
+    return path;
   }
 
   async peers(): Promise<PeerId[]> {
@@ -101,155 +157,167 @@ export class FolderRelay implements RelayStorage {
     } catch (error) {
       throw relayError(error, 'list', this.root);
     }
-    // A peer is a folder; a file that happens to carry a peer-like name is foreign.
-    return entries
-      .filter((entry) => entry.isDirectory() || entry.isSymbolicLink())
-      .map((entry) => entry.name)
-      .filter((name): name is PeerId => isPeerId(name))
-      .sort();
+    // A peer is a real folder. A file with a peer-like name is foreign, and so is a link: its
+    // files would be read from wherever it points, outside the relay.
+    const peers: PeerId[] = [];
+    for (const entry of entries) {
+      if (!isPeerId(entry.name)) continue;
+      if (entry.isDirectory()) peers.push(entry.name);
+      else this.noteForeign(entry.name, entry);
+    }
+    return peers.sort();
   }
 
   async list(owner: PeerId, dir: PeerId): Promise<string[]> {
-    const folder = join(this.root, owner, dir);
-    let names: string[];
+    const folder = this.folderState([owner, dir]);
+    switch (folder.state) {
+      case 'folder':
+        break;
+      case 'missing':
+        return [];
+      case 'unreadable':
+        throw badEntry(folder.path, 'unreadable', { what: 'list' });
+      default:
+        // A link or a file where the folder should be: nothing published for us is there.
+        this.noteForeign(relative(this.root, folder.path), folder.state);
+        return [];
+    }
+    let entries: Dirent[];
     try {
-      names = await readdir(folder);
+      entries = await readdir(folder.path, { withFileTypes: true });
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-      throw relayError(error, 'list', folder);
+      throw entryError(error, 'list', folder.path);
     }
     const accepted: string[] = [];
-    for (const name of names) {
-      if (isRelayName(name)) accepted.push(name);
-      else this.noteForeign(join(owner, dir, name));
+    for (const entry of entries) {
+      // Only regular files: a link, FIFO, socket or folder carrying a relay name is foreign,
+      // whatever it points to, and reading it could leave the relay or block.
+      if (isRelayName(entry.name) && entry.isFile()) accepted.push(entry.name);
+      else this.noteForeign(join(owner, dir, entry.name), entry);
     }
     return accepted;
   }
 
-  private noteForeign(path: string): void {
-    if (this.foreignSeen.has(path)) return;
+  /** Logs a foreign entry at debug level, once per path and kind. */
+  private noteForeign(path: string, kind: Dirent | FolderState['state']): void {
+    const type = typeof kind === 'string' ? kind : entryType(kind);
+    const key = `${type}:${path}`;
+    if (this.foreignSeen.has(key)) return;
     if (this.foreignSeen.size > 10_000) this.foreignSeen.clear();
-    this.foreignSeen.add(path);
-    this.logger.log('debug', 'foreign-file', { path });
+    this.foreignSeen.add(key);
+    this.logger.log('debug', 'foreign-file', { path, type });
   }
 
-  async read(
-    owner: PeerId,
-    dir: PeerId,
-    name: string,
-    options: { buffer?: Buffer } = {},
-  ): Promise<RelayRead | undefined> {
-    const path = join(this.root, owner, dir, name);
-    const small = this.readSmall(path);
-    if (small !== 'large') return small;
-    let handle: FileHandle;
+  async read(owner: PeerId, dir: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
+    const folder = this.folderState([owner, dir]);
+    // A peer path that is a file, or no folder at all: nothing was published there.
+    if (folder.state === 'missing' || folder.state === 'not-a-folder') return undefined;
+    if (folder.state !== 'folder') throw badEntry(folder.path, folder.state);
+    const path = join(folder.path, name);
+    let fd: number;
     try {
-      handle = await open(path, 'r');
+      // Never blocks and never follows a link: O_NONBLOCK makes opening a FIFO return at once
+      // (a plain open waits for a writer, freezing the whole process), O_NOFOLLOW fails on a
+      // link, and fstat below refuses anything that is not a regular file.
+      fd = openSync(path, READ_FLAGS);
     } catch (error) {
       // A file that vanished between listing and reading was consumed or garbage-collected:
       // a race, not a failure.
-      if (errnoCode(error) === 'ENOENT') return undefined;
-      throw relayError(error, 'read', path);
-    }
-    try {
-      const info = await handle.stat();
-      const given = options.buffer;
-      const data = given && given.length >= info.size ? given.subarray(0, info.size) : Buffer.allocUnsafe(info.size);
-      let filled = 0;
-      while (filled < info.size) {
-        const { bytesRead } = await handle.read(data, filled, info.size - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return {
-        data: filled === info.size ? data : data.subarray(0, filled),
-        version: `${info.ino}:${info.mtimeMs}:${info.size}`,
-      };
-    } catch (error) {
-      throw relayError(error, 'read', path);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /**
-   * Messages, acks and statuses are small and come by the thousand: read them with synchronous
-   * calls (a few microseconds each) instead of four trips through the thread pool.
-   */
-  private readSmall(path: string): RelayRead | undefined | 'large' {
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return undefined;
-      throw relayError(error, 'read', path);
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw entryError(error, 'read', path);
     }
     try {
       const info = fstatSync(fd);
-      if (info.size > SMALL_FILE) return 'large';
-      const data = Buffer.allocUnsafe(info.size);
-      let filled = 0;
-      while (filled < info.size) {
-        const bytesRead = readSync(fd, data, filled, info.size - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
+      if (!info.isFile()) throw badEntry(path, 'not-a-file');
+      // Sizes are checked before reading: a sparse gigabyte costs this fstat, not a gigabyte.
+      const maxBytes = Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, MAX_BUFFER);
+      if (info.size > maxBytes) throw badEntry(path, 'too-large', { data: { size: info.size, maxBytes } });
+      const version = `${info.ino}:${info.mtimeMs}:${info.size}`;
+      if (info.size <= SMALL_FILE) {
+        // Messages, acks and statuses are small and come by the thousand: synchronous reads
+        // cost a few microseconds each instead of trips through the thread pool.
+        const data = Buffer.allocUnsafe(info.size);
+        const filled = readAllSync(fd, data);
+        return { data: data.subarray(0, filled), version };
       }
-      return { data: data.subarray(0, filled), version: `${info.ino}:${info.mtimeMs}:${info.size}` };
+      const given = options.buffer;
+      const data = given && given.length >= info.size ? given.subarray(0, info.size) : Buffer.allocUnsafe(info.size);
+      const filled = await readAll(fd, data);
+      return { data: filled === info.size ? data : data.subarray(0, filled), version };
     } catch (error) {
-      throw relayError(error, 'read', path);
+      throw entryError(error, 'read', path);
     } finally {
       closeSync(fd);
     }
   }
 
+  /**
+   * What `<root>/<parts...>` is, looked at without following links. The root itself may be a
+   * link (a user's choice of where the relay lives); nothing below it may be, or a reader would
+   * leave the relay and a writer would write somewhere else.
+   */
+  private folderState(parts: readonly string[]): FolderState {
+    let path = this.root;
+    for (const part of parts) {
+      path = join(path, part);
+      let info: Stats | undefined;
+      try {
+        info = lstatSync(path, { throwIfNoEntry: false });
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === 'ENOTDIR') return { state: 'not-a-folder', path };
+        if (code === 'EACCES' || code === 'EPERM') return { state: 'unreadable', path };
+        throw relayError(error, 'read', path);
+      }
+      if (info === undefined) return { state: 'missing', path };
+      if (info.isSymbolicLink()) return { state: 'link', path };
+      if (!info.isDirectory()) return { state: 'not-a-folder', path };
+    }
+    return { state: 'folder', path };
+  }
+
   async publish(dir: PeerId, files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
     const durable = options.durable ?? true;
-    const folder = this.ownDir(dir);
-    if (!this.madeDirs.has(folder)) {
-      // Never recursive: when the relay itself is gone (an unmounted share), creating it again
-      // would write into the bare mount point, where nothing reaches the peers. Only our own
-      // folder and its sub-folder are made, and only inside a relay that exists.
-      for (const path of [this.ownDir(), folder]) {
-        try {
-          await mkdir(path);
-        } catch (error) {
-          if (errnoCode(error) !== 'EEXIST') throw relayError(error, 'create', path);
-        }
-      }
-      this.madeDirs.add(folder);
-    }
+    const folder = await this.ownFolder(dir);
     const staging = this.tempDir ?? folder;
-    const tag = randomBytes(6).toString('hex');
-    const temps = await Promise.all(
+    const written = await Promise.allSettled(
       files.map(async (file) => {
-        const temp = join(staging, `.${file.name}.${tag}.tmp`);
+        const temp = join(staging, stagingName(file.name));
         if (!durable && file.data.length <= SMALL_FILE) {
           // Small files are written synchronously: a create costs tens of microseconds, while
           // thousands of them in flight on the thread pool queue on the directory's lock.
           try {
-            writeFileSync(temp, file.data);
+            writeFileSync(temp, file.data, { flag: 'wx' });
           } catch (error) {
-            this.madeDirs.delete(folder);
             throw relayError(error, 'write', join(folder, file.name));
           }
           return temp;
         }
         let handle: FileHandle | undefined;
         try {
-          handle = await open(temp, 'w');
+          // 'wx' (O_EXCL): a fresh file, never whatever may already sit under that name.
+          handle = await open(temp, 'wx');
           await handle.writeFile(file.data);
           if (durable) await handle.sync();
         } catch (error) {
           await handle?.close().catch(() => {});
           await unlink(temp).catch(() => {});
-          this.madeDirs.delete(folder);
           throw relayError(error, 'write', join(folder, file.name));
         }
         await handle.close();
         return temp;
       }),
     );
+    const temps = written.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = written.find((result) => result.status === 'rejected');
+    if (failed !== undefined) {
+      // The files that were written are of no use without the others.
+      await Promise.all(temps.map((temp) => unlink(temp).catch(() => {})));
+      throw failed.reason;
+    }
     try {
       for (const [index, file] of files.entries()) {
         if (!durable && file.data.length <= SMALL_FILE) renameSync(temps[index]!, join(folder, file.name));
@@ -257,14 +325,18 @@ export class FolderRelay implements RelayStorage {
       }
     } catch (error) {
       await Promise.all(temps.map((temp) => unlink(temp).catch(() => {})));
-      this.madeDirs.delete(folder);
       throw relayError(error, 'publish', folder);
     }
     if (durable) await syncDirectory(folder);
   }
 
   async remove(dir: PeerId, names: readonly string[]): Promise<void> {
-    const folder = this.ownDir(dir);
+    if (names.length === 0) return;
+    const own = this.folderState([this.self, dir]);
+    if (own.state === 'missing') return;
+    // Unlinking through a linked folder would delete files wherever it points.
+    if (own.state !== 'folder') throw badEntry(own.path, own.state, { what: 'remove from' });
+    const folder = own.path;
     await Promise.all(
       names.map(async (name) => {
         try {
@@ -278,22 +350,29 @@ export class FolderRelay implements RelayStorage {
 
   async usage(): Promise<number> {
     let total = 0;
-    let dirs: PeerId[];
+    const own = this.folderState([this.self]);
+    if (own.state === 'link' || own.state === 'not-a-folder')
+      throw badEntry(own.path, own.state, { what: 'count the files in' });
+    let dirs: Dirent[];
     try {
-      dirs = (await readdir(this.ownDir())).filter((name): name is PeerId => isPeerId(name));
+      dirs = await readdir(this.ownDir(), { withFileTypes: true });
     } catch (error) {
       throw relayError(error, 'list', this.ownDir());
     }
+    // Nothing is followed: a link in this folder points at bytes that are not in the relay.
     for (const dir of dirs) {
-      const folder = this.ownDir(dir);
-      const names = await readdir(folder).catch(() => [] as string[]);
+      if (!dir.isDirectory() || !isPeerId(dir.name)) continue;
+      const folder = this.ownDir(dir.name);
+      const entries = await readdir(folder, { withFileTypes: true }).catch(() => [] as Dirent[]);
       const sizes = await Promise.all(
-        names.map((name) =>
-          stat(join(folder, name)).then(
-            (info) => (info.isFile() ? info.size : 0),
-            () => 0,
+        entries
+          .filter((entry) => entry.isFile())
+          .map((entry) =>
+            lstat(join(folder, entry.name)).then(
+              (info) => (info.isFile() ? info.size : 0),
+              () => 0,
+            ),
           ),
-        ),
       );
       for (const size of sizes) total += size;
     }
@@ -401,4 +480,41 @@ async function syncDirectory(path: string): Promise<void> {
   } finally {
     await handle?.close();
   }
+}
+
+/** A fresh staging name for `name`: a dot-name readers and sync tools skip, unique to one write. */
+function stagingName(name: string): string {
+  return `.${name}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** What a directory entry is, for the debug log. */
+function entryType(entry: Dirent): string {
+  if (entry.isFile()) return 'file';
+  if (entry.isDirectory()) return 'folder';
+  if (entry.isSymbolicLink()) return 'link';
+  if (entry.isFIFO()) return 'fifo';
+  if (entry.isSocket()) return 'socket';
+  return 'device';
+}
+
+/** Reads into `data` from offset 0 until it is full or the file ends; returns the bytes read. */
+function readAllSync(fd: number, data: Buffer): number {
+  let filled = 0;
+  while (filled < data.length) {
+    const bytesRead = readSync(fd, data, filled, data.length - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled;
+}
+
+/** readAllSync through the thread pool, for files too large to read on the event loop. */
+async function readAll(fd: number, data: Buffer): Promise<number> {
+  let filled = 0;
+  while (filled < data.length) {
+    const { bytesRead } = await readAsync(fd, data, filled, data.length - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled;
 }

@@ -112,8 +112,22 @@ export class MemoryRelay implements RelayStorage {
     return names;
   }
 
-  async read(owner: PeerId, dir: PeerId, name: string, _options?: { buffer?: Buffer }): Promise<RelayRead | undefined> {
-    const stored = this.replica.files.get(`${owner}/${dir}/${name}`);
+  async read(
+    owner: PeerId,
+    dir: PeerId,
+    name: string,
+    options: { buffer?: Buffer; maxBytes?: number } = {},
+  ): Promise<RelayRead | undefined> {
+    const path = `${owner}/${dir}/${name}`;
+    const stored = this.replica.files.get(path);
+    if (stored && options.maxBytes !== undefined && stored.data.length > options.maxBytes) {
+      const size = stored.data.length;
+      throw new DmpError(
+        'BAD_ENTRY',
+        `refusing to read ${path}: it is too large (${size} bytes, at most ${options.maxBytes} allowed)`,
+        { data: { path, reason: 'too-large', size, maxBytes: options.maxBytes } },
+      );
+    }
     // Copy: a reader must never see a later write through a shared buffer.
     return stored && { data: Buffer.from(stored.data), version: String(stored.version) };
   }

@@ -24,6 +24,17 @@ export interface RelayRead {
   readonly version: string;
 }
 
+export interface ReadOptions {
+  /** Read into this buffer when the content fits (the data is then a view of it). */
+  buffer?: Buffer;
+  /**
+   * Refuse a file larger than this many bytes unread, with a BAD_ENTRY error (reason
+   * 'too-large'): a sparse gigabyte named like a message then costs one stat. Default: no limit
+   * of the caller's own; a file larger than the largest possible Buffer is always refused.
+   */
+  maxBytes?: number;
+}
+
 export interface RelayFile {
   readonly name: string;
   readonly data: Uint8Array | string;
@@ -61,21 +72,29 @@ export interface RelayStorage {
   peers(): Promise<PeerId[]>;
 
   /**
-   * Names of relay files in `<owner>/<dir>/` (empty when the folder does not exist). Names that
-   * are not relay names (sync-tool temp files, conflict copies, anything foreign) are skipped.
+   * Names of relay files in `<owner>/<dir>/` (empty when the folder does not exist, or is not a
+   * real folder). Names that are not relay names (sync-tool temp files, conflict copies,
+   * anything foreign) are skipped, and so are entries with a relay name that are not regular
+   * files (links, FIFOs, folders, sockets). Fails with BAD_ENTRY when the folder cannot be read.
    */
   list(owner: PeerId, dir: PeerId): Promise<string[]>;
 
   /**
-   * A file's content, or undefined when it does not exist (it may have just been removed). With
-   * `buffer`, the content is read into it when it fits (the data is then a view of it).
+   * A file's content, or undefined when it does not exist (it may have just been removed).
+   * Never blocks and never follows a link: an entry that is not a regular file reached without
+   * links, that cannot be read, or that is larger than `maxBytes` fails with BAD_ENTRY (data
+   * `{ path, reason }`), an error about that entry alone.
    */
-  read(owner: PeerId, dir: PeerId, name: string, options?: { buffer?: Buffer }): Promise<RelayRead | undefined>;
+  read(owner: PeerId, dir: PeerId, name: string, options?: ReadOptions): Promise<RelayRead | undefined>;
 
-  /** Atomically publishes files into `<self>/<dir>/`, replacing files of the same name. */
+  /**
+   * Atomically publishes files into `<self>/<dir>/`, replacing files of the same name. Writes
+   * only into real folders: when `<self>` or `<self>/<dir>` is a link (or not a folder), fails
+   * with BAD_ENTRY naming it and writes nothing.
+   */
   publish(dir: PeerId, files: readonly RelayFile[], options?: PublishOptions): Promise<void>;
 
-  /** Removes files from `<self>/<dir>/`. Missing files are fine. */
+  /** Removes files from `<self>/<dir>/`. Missing files are fine; a linked folder is BAD_ENTRY. */
   remove(dir: PeerId, names: readonly string[]): Promise<void>;
 
   /** Bytes of relay files this peer holds in its folder (what counts against its quota). */

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { isDmpError } from '../../src/errors.js';
 import type { RelayChange, RelayStorage } from '../../src/relay/storage.js';
 import type { PeerId } from '../../src/util/peer-id.js';
 import { waitFor } from '../support/wait.js';
@@ -220,6 +221,34 @@ export function runStorageContract(name: string, makeFixture: StorageFactory): v
       assert.ok(read);
       read.data.fill(0x21);
       assert.equal(text(await bob.read(ALICE, BOB, 'msg-000000000001.dmp')), 'original');
+    });
+
+    test('read refuses a file larger than maxBytes unread, with BAD_ENTRY naming it', async () => {
+      await alice.open();
+      await alice.publish(BOB, [
+        { name: 'msg-000000000001.dmp', data: 'x'.repeat(100) },
+        { name: 'ack.dmp', data: '' },
+      ]);
+      // At the limit is fine; one byte over is refused, and says so in typed data.
+      assert.equal(text(await bob.read(ALICE, BOB, 'msg-000000000001.dmp', { maxBytes: 100 })), 'x'.repeat(100));
+      assert.equal(text(await bob.read(ALICE, BOB, 'ack.dmp', { maxBytes: 0 })), '');
+      await assert.rejects(bob.read(ALICE, BOB, 'msg-000000000001.dmp', { maxBytes: 99 }), (error: unknown) => {
+        assert.ok(isDmpError(error, 'BAD_ENTRY'), String(error));
+        assert.equal(error.data.reason, 'too-large');
+        assert.equal(error.data.size, 100);
+        assert.equal(error.data.maxBytes, 99);
+        assert.match(String(error.data.path), /msg-000000000001\.dmp$/);
+        assert.match(error.message, /msg-000000000001\.dmp/);
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      });
+      // The limit applies with a buffer too, and a missing file is still just missing.
+      await assert.rejects(bob.read(ALICE, BOB, 'msg-000000000001.dmp', { maxBytes: 10, buffer: Buffer.alloc(200) }), {
+        code: 'BAD_ENTRY',
+      });
+      assert.equal(await bob.read(ALICE, BOB, 'msg-000000000002.dmp', { maxBytes: 1 }), undefined);
+      // Refusing changed nothing: the file is still there for a reader with a larger limit.
+      assert.equal(text(await bob.read(ALICE, BOB, 'msg-000000000001.dmp')), 'x'.repeat(100));
     });
 
     test('list skips foreign names and nothing ever deletes them', async () => {
