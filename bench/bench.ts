@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (`-- --quick` for a short version; `-- --only ping,messages` for some
+ * `npm run bench` (`-- --quick` for a short version; `-- --only syncthing,nncp,listen-rss` for some
  * rows): measures dmp on the machine at hand, with the real commands as separate processes over a
  * local relay folder, and through two Syncthing instances on loopback (bench/syncthing-rows.ts).
  * Prints a table and writes bench/results.json. Every figure is the median of several runs, with
@@ -100,7 +100,7 @@ async function messages(s: Setup, count: number): Promise<number> {
 }
 
 /** The rows `--only` can pick, in the order they run. */
-const ROWS = ['throughput', 'ping', 'messages'] as const;
+const ROWS = ['throughput', 'ping', 'messages', 'syncthing'] as const;
 type RowName = (typeof ROWS)[number];
 
 /** `--only a,b` or `--only=a,b`: run just these rows; every row when absent. */
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
     : (JSON.parse(await readFile(resultsPath, 'utf8').catch(() => '{}')) as Record<string, unknown>);
   results.machine = { cpus: (await import('node:os')).cpus().length, node: process.version };
   if (everyRow) results.quick = quick;
+  const measuredAt = new Date().toISOString();
   try {
     if (rows.has('throughput') || rows.has('ping') || rows.has('messages')) {
       const s = await setup();
@@ -144,6 +145,10 @@ async function main(): Promise<void> {
       } finally {
         await s.remove();
       }
+    }
+    if (rows.has('syncthing')) {
+      const { syncthingRows } = await import('./syncthing-rows.js');
+      results.syncthing = { quick, measuredAt, ...(await syncthingRows({ quick, say })) };
     }
   } finally {
     await stopEverything();
