@@ -100,7 +100,7 @@ async function messages(s: Setup, count: number): Promise<number> {
 }
 
 /** The rows `--only` can pick, in the order they run. */
-const ROWS = ['throughput', 'ping', 'messages', 'syncthing'] as const;
+const ROWS = ['throughput', 'ping', 'messages', 'syncthing', 'nncp'] as const;
 type RowName = (typeof ROWS)[number];
 
 /** `--only a,b` or `--only=a,b`: run just these rows; every row when absent. */
@@ -149,6 +149,10 @@ async function main(): Promise<void> {
     if (rows.has('syncthing')) {
       const { syncthingRows } = await import('./syncthing-rows.js');
       results.syncthing = { quick, measuredAt, ...(await syncthingRows({ quick, say })) };
+    }
+    if (rows.has('nncp')) {
+      const { nncpRow } = await import('./nncp-row.js');
+      results.nncp = { quick, measuredAt, ...(await nncpRow({ quick, say })) };
     }
   } finally {
     await stopEverything();

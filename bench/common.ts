@@ -34,6 +34,12 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
 }
 
+/** What a bench row is given: the mode, and where to put a line of the table. */
+export interface RowOptions {
+  quick: boolean;
+  say: (line: string) => void;
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function sequence<T>(count: number, fn: (index: number) => Promise<T>): Promise<T[]> {

@@ -31,6 +31,7 @@ import {
   must,
   onCleanup,
   type Proc,
+  type RowOptions,
   range,
   run,
   secs,
@@ -51,11 +52,6 @@ const BIG_QUOTA = '256m';
 const POLL_MS = 5;
 /** No single carry may take longer than this (a stuck transfer fails the row, not the machine). */
 const CARRY_TIMEOUT_MS = 300_000;
-
-export interface RowOptions {
-  quick: boolean;
-  say: (line: string) => void;
-}
 
 interface Peers {
   pair: SyncthingPair;
