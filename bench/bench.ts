@@ -100,7 +100,7 @@ async function messages(s: Setup, count: number): Promise<number> {
 }
 
 /** The rows `--only` can pick, in the order they run. */
-const ROWS = ['throughput', 'ping', 'messages', 'syncthing', 'nncp'] as const;
+const ROWS = ['throughput', 'ping', 'messages', 'syncthing', 'nncp', 'listen-rss'] as const;
 type RowName = (typeof ROWS)[number];
 
 /** `--only a,b` or `--only=a,b`: run just these rows; every row when absent. */
@@ -153,6 +153,10 @@ async function main(): Promise<void> {
     if (rows.has('nncp')) {
       const { nncpRow } = await import('./nncp-row.js');
       results.nncp = { quick, measuredAt, ...(await nncpRow({ quick, say })) };
+    }
+    if (rows.has('listen-rss')) {
+      const { listenRssRow } = await import('./listen-rss.js');
+      results.listenRss = { quick, measuredAt, ...(await listenRssRow({ quick, say })) };
     }
   } finally {
     await stopEverything();

@@ -210,6 +210,20 @@ export function run(bin: string, home: string, args: string[], input?: string, o
   });
 }
 
+/** Waits for every process to exit; after `timeoutMs` stops them all and throws, so a stuck row fails instead of hanging. */
+export async function finishOrKill(procs: Proc[], what: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([Promise.all(procs.map((proc) => proc.exit)), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    await Promise.all(procs.map((proc) => stopChild(proc.child)));
+    throw new Error(`${what} did not finish within ${timeoutMs / 1000} s`);
+  }
+}
+
 export async function must(proc: Proc, what: string): Promise<void> {
   const code = await proc.exit;
   if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${proc.stderr().trim().split('\n').at(-1) ?? ''}`);

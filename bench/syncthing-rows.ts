@@ -24,13 +24,13 @@ import {
 import {
   DFTP,
   exists,
+  finishOrKill,
   initPeers,
   MiB,
   makeRandomFile,
   mib,
   must,
   onCleanup,
-  type Proc,
   type RowOptions,
   range,
   run,
@@ -38,7 +38,6 @@ import {
   sequence,
   sha256File,
   sleep,
-  stopChild,
   summarize,
   verdict,
 } from './common.js';
@@ -151,21 +150,6 @@ async function engineAlone(peers: Peers, source: string, size: number, expected:
   return seconds;
 }
 
-/** Kills both ends when a transfer takes too long, so a stuck row fails instead of hanging. */
-async function finishOrKill(procs: Proc[], what: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), CARRY_TIMEOUT_MS);
-  });
-  const all = Promise.all(procs.map((proc) => proc.exit));
-  const outcome = await Promise.race([all, timedOut]);
-  clearTimeout(timer);
-  if (outcome === 'timeout') {
-    await Promise.all(procs.map((proc) => stopChild(proc.child)));
-    throw new Error(`${what} did not finish within ${CARRY_TIMEOUT_MS / 1000} s`);
-  }
-}
-
 /** `dftp send` on copy A to `dftp receive --count 1` on copy B. */
 async function dftpCarry(
   peers: Peers,
@@ -193,7 +177,7 @@ async function dftpCarry(
   const sender = run(DFTP, peers.alice, ['send', 'bob', source, '--json', ...extra]);
   sender.onLine((line, at) => probe?.senderEvent(JSON.parse(line) as { event: string; bytes?: number }, at));
   try {
-    await finishOrKill([sender, receiver], `dftp send ${extra.join(' ')}`.trim());
+    await finishOrKill([sender, receiver], `dftp send ${extra.join(' ')}`.trim(), CARRY_TIMEOUT_MS);
     await must(sender, 'dftp send');
     await must(receiver, 'dftp receive');
   } finally {
