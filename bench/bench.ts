@@ -1,209 +1,40 @@
 /**
- * `npm run bench` (`-- --quick` for a short version): measures dmp on the machine at hand, with
- * the real commands as separate processes over a local relay folder. Prints a table and writes
- * bench/results.json. Every figure is the median of several runs, with min and max.
+ * `npm run bench` (`-- --quick` for a short version; `-- --only syncthing,nncp,listen-rss` for some
+ * rows): measures dmp on the machine at hand, with the real commands as separate processes over a
+ * local relay folder, and through two Syncthing instances on loopback (bench/syncthing-rows.ts).
+ * Prints a table and writes bench/results.json. Every figure is the median of several runs, with
+ * min and max.
  *
  * Floors measured in the same run on the same file make results comparable across machines:
  * the I/O floor (the file copied twice with plain file copies: into the relay, out of it) and the
  * crypto floor (one pass of AES-128-CBC + HMAC-SHA256 over it, one core).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import {
+  DMP,
+  installExitHooks,
+  MiB,
+  makeRandomFile,
+  mb,
+  mib,
+  must,
+  percentile,
+  range,
+  root,
+  run,
+  type Setup,
+  sequence,
+  setup,
+  sha256File,
+  stopEverything,
+  summarize,
+  transfer,
+} from './common.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const DMP = join(root, 'dist', 'src', 'cli', 'dmp.js');
-const DFTP = join(root, 'dist', 'src', 'cli', 'dftp.js');
-const MiB = 1024 * 1024;
 const quick = process.argv.includes('--quick');
-
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  runs: number;
-}
-
-function summarize(values: number[]): Stat {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-  return { median, min: sorted[0] ?? 0, max: sorted.at(-1) ?? 0, runs: values.length };
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
-
-interface Proc {
-  child: ChildProcess;
-  lines: string[];
-  exit: Promise<number>;
-  /** Peak resident set (VmHWM), bytes, as last read from /proc. */
-  peakRss: () => number;
-  onLine: (fn: (line: string, at: number) => void) => void;
-}
-
-function run(bin: string, home: string, args: string[], input?: string): Proc {
-  const child = spawn(process.execPath, [bin, ...args], {
-    env: { ...process.env, DMP_HOME: home },
-    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const listeners: ((line: string, at: number) => void)[] = [];
-  let buffered = '';
-  child.stdout?.on('data', (data: Buffer) => {
-    const at = performance.now();
-    buffered += data.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      for (const fn of listeners) fn(line, at);
-    }
-  });
-  let stderr = '';
-  child.stderr?.on('data', (data: Buffer) => {
-    stderr += data.toString('utf8');
-  });
-  let peak = 0;
-  const sampler = setInterval(() => {
-    void readFile(`/proc/${child.pid}/status`, 'utf8').then(
-      (text) => {
-        const match = /VmHWM:\s+(\d+) kB/.exec(text);
-        if (match) peak = Math.max(peak, Number(match[1]) * 1024);
-      },
-      () => {},
-    );
-  }, 50);
-  const exit = new Promise<number>((resolve) =>
-    child.on('exit', (code) => {
-      clearInterval(sampler);
-      if (code !== 0)
-        process.stderr.write(`bench: ${args.join(' ')} exited ${code}: ${stderr.trim().split('\n').at(-1)}\n`);
-      resolve(code ?? 1);
-    }),
-  );
-  if (input !== undefined) child.stdin?.end(input);
-  return { child, lines, exit, peakRss: () => peak, onLine: (fn) => listeners.push(fn) };
-}
-
-async function must(proc: Proc, what: string): Promise<void> {
-  if ((await proc.exit) !== 0) throw new Error(`${what} failed`);
-}
-
-async function makeRandomFile(path: string, size: number): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    for (let done = 0; done < size; ) {
-      const block = randomBytes(Math.min(16 * MiB, size - done));
-      await handle.write(block);
-      done += block.length;
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-async function folderBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) total += await folderBytes(path);
-    else total += (await stat(path).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
-}
-
-interface Setup {
-  base: string;
-  relay: string;
-  alice: string;
-  bob: string;
-}
-
-async function setup(): Promise<Setup> {
-  const base = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'dmp-bench-'));
-  const relay = join(base, 'relay');
-  await mkdir(relay);
-  const alice = join(base, 'alice');
-  const bob = join(base, 'bob');
-  const init = run(DMP, alice, ['init', '--relay', relay, '--id', 'alice']);
-  await must(init, 'init alice');
-  const key = init.lines[0]?.trim() ?? '';
-  await must(run(DMP, bob, ['init', '--relay', relay, '--id', 'bob', '--key', key]), 'init bob');
-  return { base, relay, alice, bob };
-}
-
-interface TransferSample {
-  seconds: number;
-  senderRss: number;
-  receiverRss: number;
-  relayOverhead: number;
-  peakHeld: number;
-}
-
-async function transfer(
-  s: Setup,
-  file: string,
-  size: number,
-  extra: string[],
-  expected: string,
-): Promise<TransferSample> {
-  const out = join(s.base, `out-${randomBytes(4).toString('hex')}`);
-  const receiver = run(DFTP, s.bob, ['receive', '--out', out, '--count', '1', '--json']);
-  // Let the receiver start watching before the clock starts.
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  let doneAt = 0;
-  let received = '';
-  receiver.onLine((line, at) => {
-    const event = JSON.parse(line) as { event: string; sha256?: string };
-    if (event.event === 'done') {
-      doneAt = at;
-      received = event.sha256 ?? '';
-    }
-  });
-  let peakHeld = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peakHeld = Math.max(peakHeld, await folderBytes(join(s.relay, 'alice')));
-      // Every 25 ms: often enough to catch the peak, rare enough not to slow what it measures.
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  })();
-  const started = performance.now();
-  const sender = run(DFTP, s.alice, ['send', 'bob', file, '--json', ...extra]);
-  let relayBytes = 0;
-  sender.onLine((line) => {
-    const event = JSON.parse(line) as { event: string; relayBytes?: number };
-    if (event.event === 'done') relayBytes = event.relayBytes ?? 0;
-  });
-  await must(sender, 'dftp send');
-  await must(receiver, 'dftp receive');
-  sampling = false;
-  await sampler;
-  if (received !== expected) throw new Error('received file has another checksum');
-  await rm(out, { recursive: true, force: true });
-  return {
-    seconds: (doneAt - started) / 1000,
-    senderRss: sender.peakRss(),
-    receiverRss: receiver.peakRss(),
-    relayOverhead: relayBytes / size,
-    peakHeld,
-  };
-}
 
 async function ioFloor(s: Setup, file: string, size: number): Promise<number> {
   const middle = join(s.relay, 'floor.bin');
@@ -268,105 +99,148 @@ async function messages(s: Setup, count: number): Promise<number> {
   return count / seconds;
 }
 
-const mb = (bytesPerSecond: number) => (bytesPerSecond / 1e6).toFixed(0);
-const mib = (bytes: number) => (bytes / MiB).toFixed(1);
-const range = (stat: Stat, fmt: (v: number) => string) => `${fmt(stat.median)} [${fmt(stat.min)}–${fmt(stat.max)}]`;
+/** The rows `--only` can pick, in the order they run. */
+const ROWS = ['throughput', 'ping', 'messages', 'syncthing', 'nncp', 'listen-rss'] as const;
+type RowName = (typeof ROWS)[number];
+
+/** `--only a,b` or `--only=a,b`: run just these rows; every row when absent. */
+function selectedRows(argv: string[]): Set<RowName> {
+  const index = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='));
+  if (index < 0) return new Set(ROWS);
+  const value = argv[index]?.startsWith('--only=') ? argv[index]?.slice('--only='.length) : argv[index + 1];
+  const names = (value ?? '').split(',').filter((name) => name !== '');
+  const unknown = names.filter((name) => !(ROWS as readonly string[]).includes(name));
+  if (names.length === 0 || unknown.length > 0) {
+    process.stderr.write(`bench: --only takes a comma-separated list of: ${ROWS.join(', ')}\n`);
+    process.exit(2);
+  }
+  return new Set(names as RowName[]);
+}
 
 async function main(): Promise<void> {
+  installExitHooks();
+  const rows = selectedRows(process.argv);
+  const everyRow = rows.size === ROWS.length;
   const runs = quick ? 2 : 3;
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    process.stderr.write(`${line}\n`);
+  };
+  const resultsPath = join(root, 'bench', 'results.json');
+  // A partial run (--only) updates its own sections and keeps the others from the last run.
+  const results: Record<string, unknown> = everyRow
+    ? {}
+    : (JSON.parse(await readFile(resultsPath, 'utf8').catch(() => '{}')) as Record<string, unknown>);
+  results.machine = { cpus: (await import('node:os')).cpus().length, node: process.version };
+  if (everyRow) results.quick = quick;
+  const measuredAt = new Date().toISOString();
+  try {
+    if (rows.has('throughput') || rows.has('ping') || rows.has('messages')) {
+      const s = await setup();
+      try {
+        if (rows.has('throughput')) results.throughput = await throughputRows(s, runs, say);
+        if (rows.has('ping')) results.latency = await pingRows(s, say);
+        if (rows.has('messages')) results.messages = await messageRow(s, runs, say);
+      } finally {
+        await s.remove();
+      }
+    }
+    if (rows.has('syncthing')) {
+      const { syncthingRows } = await import('./syncthing-rows.js');
+      results.syncthing = { quick, measuredAt, ...(await syncthingRows({ quick, say })) };
+    }
+    if (rows.has('nncp')) {
+      const { nncpRow } = await import('./nncp-row.js');
+      results.nncp = { quick, measuredAt, ...(await nncpRow({ quick, say })) };
+    }
+    if (rows.has('listen-rss')) {
+      const { listenRssRow } = await import('./listen-rss.js');
+      results.listenRss = { quick, measuredAt, ...(await listenRssRow({ quick, say })) };
+    }
+  } finally {
+    await stopEverything();
+  }
+  await mkdir(join(root, 'bench'), { recursive: true });
+  await writeFile(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(
+    `\n${lines.join('\n')}\n\n(MB = 10^6 bytes; median [min–max] of ${runs} runs unless a row says otherwise; written to bench/results.json)\n`,
+  );
+}
+
+async function throughputRows(s: Setup, runs: number, say: (line: string) => void): Promise<unknown[]> {
   const sizes = quick ? [64 * MiB] : [256 * MiB, 1024 * MiB];
   const configs: { name: string; args: string[] }[] = [
     { name: 'defaults', args: [] },
     { name: '-bs 1m', args: ['-bs', '1m'] },
     { name: '-bs 16m', args: ['-bs', '16m'] },
   ];
-  const s = await setup();
-  const results: Record<string, unknown> = {
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-    quick,
-  };
-  const lines: string[] = [];
-  try {
-    const throughput: Record<string, unknown>[] = [];
-    for (const size of sizes) {
-      const file = join(s.base, `random-${size}.bin`);
-      await makeRandomFile(file, size);
-      const expected = await sha256File(file);
-      const io = summarize(await sequence(runs, () => ioFloor(s, file, size)));
-      const crypto = summarize(await sequence(runs, () => cryptoFloor(file, size)));
-      lines.push(`${mib(size)} MiB file: I/O floor ${range(io, mb)} MB/s, crypto floor ${range(crypto, mb)} MB/s`);
-      for (const config of configs) {
-        const samples = await sequence(runs, () => transfer(s, file, size, config.args, expected));
-        const rate = summarize(samples.map((sample) => size / sample.seconds));
-        const row = {
-          size,
-          config: config.name,
-          mbPerSecond: rate,
-          ioFloorRatio: rate.median / io.median,
-          cryptoFloorRatio: rate.median / crypto.median,
-          senderPeakRss: summarize(samples.map((sample) => sample.senderRss)),
-          receiverPeakRss: summarize(samples.map((sample) => sample.receiverRss)),
-          relayOverhead: summarize(samples.map((sample) => sample.relayOverhead)),
-          peakHeld: summarize(samples.map((sample) => sample.peakHeld)),
-          ioFloor: io,
-          cryptoFloor: crypto,
-        };
-        throughput.push(row);
-        lines.push(
-          `  ${config.name.padEnd(9)} ${range(rate, mb).padEnd(16)} MB/s  ` +
-            `${(row.ioFloorRatio * 100).toFixed(0)}% of I/O, ${(row.cryptoFloorRatio * 100).toFixed(0)}% of crypto floor; ` +
-            `RSS sender ${range(row.senderPeakRss, mib)} MiB, receiver ${range(row.receiverPeakRss, mib)} MiB; ` +
-            `relay ${row.relayOverhead.median.toFixed(4)}x, peak held ${mib(row.peakHeld.max)} MiB`,
-        );
-        process.stderr.write(`${lines.at(-1)}\n`);
-      }
-      await rm(file);
-    }
-    results.throughput = throughput;
-
-    const pingCount = quick ? 20 : 100;
-    const latency: Record<string, unknown> = {};
-    for (const poll of [false, true]) {
-      const rtts = await pingLatency(s, poll, pingCount);
-      const entry = {
-        p50: percentile(rtts, 50),
-        p99: percentile(rtts, 99),
-        min: Math.min(...rtts),
-        max: Math.max(...rtts),
-        count: rtts.length,
+  const throughput: Record<string, unknown>[] = [];
+  for (const size of sizes) {
+    const file = join(s.base, `random-${size}.bin`);
+    await makeRandomFile(file, size);
+    const expected = await sha256File(file);
+    const io = summarize(await sequence(runs, () => ioFloor(s, file, size)));
+    const crypto = summarize(await sequence(runs, () => cryptoFloor(file, size)));
+    say(`${mib(size)} MiB file: I/O floor ${range(io, mb)} MB/s, crypto floor ${range(crypto, mb)} MB/s`);
+    for (const config of configs) {
+      const samples = await sequence(runs, () => transfer(s, file, size, config.args, expected));
+      const rate = summarize(samples.map((sample) => size / sample.seconds));
+      const row = {
+        size,
+        config: config.name,
+        mbPerSecond: rate,
+        ioFloorRatio: rate.median / io.median,
+        cryptoFloorRatio: rate.median / crypto.median,
+        senderPeakRss: summarize(samples.map((sample) => sample.senderRss)),
+        receiverPeakRss: summarize(samples.map((sample) => sample.receiverRss)),
+        relayOverhead: summarize(samples.map((sample) => sample.relayOverhead)),
+        peakHeld: summarize(samples.map((sample) => sample.peakHeld)),
+        ioFloor: io,
+        cryptoFloor: crypto,
       };
-      latency[poll ? 'poll100' : 'native'] = entry;
-      lines.push(
-        `ping ${poll ? '--poll 100' : 'native    '}: p50 ${entry.p50.toFixed(2)} ms, p99 ${entry.p99.toFixed(2)} ms (min ${entry.min.toFixed(2)}, max ${entry.max.toFixed(2)}, n=${entry.count})`,
+      throughput.push(row);
+      say(
+        `  ${config.name.padEnd(9)} ${range(rate, mb).padEnd(16)} MB/s  ` +
+          `${(row.ioFloorRatio * 100).toFixed(0)}% of I/O, ${(row.cryptoFloorRatio * 100).toFixed(0)}% of crypto floor; ` +
+          `RSS sender ${range(row.senderPeakRss, mib)} MiB, receiver ${range(row.receiverPeakRss, mib)} MiB; ` +
+          `relay ${row.relayOverhead.median.toFixed(4)}x, peak held ${mib(row.peakHeld.max)} MiB`,
       );
-      process.stderr.write(`${lines.at(-1)}\n`);
     }
-    results.latency = latency;
-
-    const messageCount = quick ? 2000 : 10_000;
-    const rate = summarize(await sequence(runs, () => messages(s, messageCount)));
-    results.messages = { count: messageCount, perSecond: rate };
-    lines.push(
-      `messages: ${messageCount} with --lines -> listen: ${range(rate, (v) => v.toFixed(0))} msg/s, relay emptied`,
-    );
-    process.stderr.write(`${lines.at(-1)}\n`);
-  } finally {
-    await rm(s.base, { recursive: true, force: true });
+    await rm(file);
   }
-  await mkdir(join(root, 'bench'), { recursive: true });
-  await writeFile(join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(
-    `\n${lines.join('\n')}\n\n(MB = 10^6 bytes; median [min–max] of ${quick ? 2 : 3} runs; written to bench/results.json)\n`,
-  );
+  return throughput;
 }
 
-async function sequence<T>(count: number, fn: () => Promise<T>): Promise<T[]> {
-  const values: T[] = [];
-  for (let i = 0; i < count; i += 1) values.push(await fn());
-  return values;
+async function pingRows(s: Setup, say: (line: string) => void): Promise<Record<string, unknown>> {
+  const pingCount = quick ? 20 : 100;
+  const latency: Record<string, unknown> = {};
+  for (const poll of [false, true]) {
+    const rtts = await pingLatency(s, poll, pingCount);
+    const entry = {
+      p50: percentile(rtts, 50),
+      p99: percentile(rtts, 99),
+      min: Math.min(...rtts),
+      max: Math.max(...rtts),
+      count: rtts.length,
+    };
+    latency[poll ? 'poll100' : 'native'] = entry;
+    say(
+      `ping ${poll ? '--poll 100' : 'native    '}: p50 ${entry.p50.toFixed(2)} ms, p99 ${entry.p99.toFixed(2)} ms (min ${entry.min.toFixed(2)}, max ${entry.max.toFixed(2)}, n=${entry.count})`,
+    );
+  }
+  return latency;
 }
 
-main().catch((error: Error) => {
+async function messageRow(s: Setup, runs: number, say: (line: string) => void): Promise<Record<string, unknown>> {
+  const messageCount = quick ? 2000 : 10_000;
+  const rate = summarize(await sequence(runs, () => messages(s, messageCount)));
+  say(`messages: ${messageCount} with --lines -> listen: ${range(rate, (v) => v.toFixed(0))} msg/s, relay emptied`);
+  return { count: messageCount, perSecond: rate };
+}
+
+main().catch(async (error: Error) => {
   process.stderr.write(`bench failed: ${error.message}\n`);
   process.exitCode = 1;
+  await stopEverything();
 });
