@@ -56,6 +56,12 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
     log(level: LogLevel, event: string, fields: Record<string, unknown> = {}) {
       if (level === 'debug' && !verbose) return;
       if (level === 'info' && !verbose) return;
+      if (event === 'peer-unauthenticated') {
+        process.stderr.write(
+          `${program}: cannot authenticate files from ${sanitize(String(fields.peer))}: wrong relay key, or a stranger? (its folder is left alone until one of its files authenticates)\n`,
+        );
+        return;
+      }
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
