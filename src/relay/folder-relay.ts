@@ -21,6 +21,7 @@ import { type FileHandle, lstat, mkdir, open, readdir, rename, stat, unlink } fr
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { type Cancel, type Clock, every, systemClock } from '../clock.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
@@ -34,6 +35,12 @@ import {
   type RelayStorage,
   type WatchOptions,
 } from './storage.js';
+
+/**
+ * chokidar drops a 'change' of a path within 50 ms of the previous one; every change is
+ * reported once more this long after the last (see watch()).
+ */
+const FOLLOW_UP_MS = 60;
 
 /** Files up to this size are read, and written when not durable, with synchronous calls. */
 const SMALL_FILE = 16 * 1024;
@@ -68,7 +75,13 @@ export interface FolderRelayOptions {
   pollMs?: number;
   /** Full rescan interval in ms, in every mode, so a missed event only delays. Default 2000. */
   rescanMs?: number;
+  /** Default: silent. */
   logger?: Logger;
+  /**
+   * Every timer (the rescan, the follow-up reports) and the age of stale staging files go
+   * through it, so tests run them on a ManualClock. Default: systemClock.
+   */
+  clock?: Clock;
 }
 
 export class FolderRelay implements RelayStorage {
@@ -78,6 +91,7 @@ export class FolderRelay implements RelayStorage {
   private readonly pollMs: number | undefined;
   private readonly rescanMs: number;
   private readonly logger: Logger;
+  private readonly clock: Clock;
   /** Foreign names already reported, so the debug log says each once. */
   private readonly foreignSeen = new Set<string>();
 
@@ -88,6 +102,7 @@ export class FolderRelay implements RelayStorage {
     this.pollMs = options.pollMs;
     this.rescanMs = options.rescanMs ?? 2000;
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
   }
 
   private ownDir(dir?: PeerId): string {
@@ -396,6 +411,8 @@ export class FolderRelay implements RelayStorage {
       return true;
     };
     const report = (path: string) => {
+      // The watcher closes asynchronously: events may still come after the abort.
+      if (signal.aborted) return;
       const parts = relative(root, path).split(sep);
       const [owner, dir, name] = parts;
       if (isPeerId(owner) && isPeerId(dir)) onChange(name === undefined ? { owner, dir } : { owner, dir, name });
@@ -406,16 +423,16 @@ export class FolderRelay implements RelayStorage {
     // unseen until the next rescan. Report every changed path once more 60 ms after its last
     // change event (adds are not throttled):
     // whatever a throttled event hid is then seen.
-    const followUps = new Map<string, NodeJS.Timeout>();
+    const followUps = new Map<string, Cancel>();
     const reportTwice = (path: string) => {
       report(path);
-      clearTimeout(followUps.get(path));
+      followUps.get(path)?.();
       followUps.set(
         path,
-        setTimeout(() => {
+        this.clock.timeout(FOLLOW_UP_MS, () => {
           followUps.delete(path);
           report(path);
-        }, 60),
+        }),
       );
     };
     // A relay on a share can vanish (unmounted, sync client restarting). Its watcher then
@@ -440,7 +457,7 @@ export class FolderRelay implements RelayStorage {
       watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
     };
     start();
-    const timer = setInterval(() => {
+    const rescan = () => {
       void stat(root).then(
         () => {
           if (!rootGone || signal.aborted) return;
@@ -453,12 +470,13 @@ export class FolderRelay implements RelayStorage {
         },
       );
       onChange(null);
-    }, this.rescanMs);
+    };
+    every(this.clock, this.rescanMs, rescan, signal);
     signal.addEventListener(
       'abort',
       () => {
-        clearInterval(timer);
-        for (const followUp of followUps.values()) clearTimeout(followUp);
+        for (const cancel of followUps.values()) cancel();
+        followUps.clear();
         void watcher?.close();
       },
       { once: true },

@@ -13,10 +13,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
 import { isDmpError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import { FolderRelay } from '../../src/relay/folder-relay.js';
-import { ALICE, BOB, CAROL } from './storage-contract.js';
+import { ALICE, BOB, CAROL, waitFor } from './storage-contract.js';
 
 const MODULE = new URL('../../src/relay/folder-relay.js', import.meta.url).href;
 const NOBODY = 65534;
@@ -340,6 +341,79 @@ describe('FolderRelay with hostile relay contents', () => {
       await assert.rejects(alice.publish(BOB, [{ name: 'ack.dmp', data: 'x' }]), refusedAt(own, 'link'));
       await assert.rejects(alice.usage(), refusedAt(own, 'link'));
       assert.deepEqual(await readdir(elsewhere), [], 'something was written through the link');
+    });
+  });
+
+  describe('time', () => {
+    test('the rescan runs on the injected clock, not on real timers', async () => {
+      const clock = new ManualClock();
+      const alice = new FolderRelay({ root, self: ALICE, rescanMs: 20, clock });
+      await alice.open();
+      const controller = new AbortController();
+      let rescans = 0;
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change === null) rescans += 1;
+        },
+      });
+      try {
+        // Real time passes: with real timers, several rescans would have run.
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        assert.equal(rescans, 0, 'a rescan ran on a real timer');
+        await clock.advance(20);
+        assert.equal(rescans, 1);
+        await clock.advance(40);
+        assert.equal(rescans, 3);
+      } finally {
+        controller.abort();
+      }
+      assert.equal(clock.pending, 0, 'a timer outlived the watch');
+    });
+
+    test("a change is reported again after the clock's 60 ms, and the abort cancels the follow-up", async () => {
+      const clock = new ManualClock();
+      const alice = new FolderRelay({ root, self: ALICE, rescanMs: 60_000, clock });
+      const bob = new FolderRelay({ root, self: BOB });
+      await alice.open();
+      await bob.open();
+      // The file exists before the watch, so rewriting it is a 'change', not an 'add'.
+      await bob.publish(ALICE, [{ name: 'ack.dmp', data: 'first' }]);
+      const controller = new AbortController();
+      const reports: string[] = [];
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change?.name) reports.push(change.name);
+        },
+      });
+      // The native watcher may still be starting, or re-watching the replaced file: rewrite
+      // until a change is reported.
+      let round = 0;
+      const rewriteUntilReported = () =>
+        waitFor('a change of ack.dmp', async () => {
+          const before = reports.length;
+          round += 1;
+          await bob.publish(ALICE, [{ name: 'ack.dmp', data: `again ${round}` }]);
+          const deadline = Date.now() + 250;
+          while (Date.now() < deadline && reports.length === before) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          return reports.length > before;
+        });
+      try {
+        await rewriteUntilReported();
+        assert.equal(clock.pending, 2, 'the rescan and one follow-up wait on the clock');
+        const before = reports.length;
+        await clock.advance(60);
+        assert.ok(reports.length > before, 'the follow-up report did not come');
+        assert.equal(clock.pending, 1);
+        await rewriteUntilReported();
+        assert.equal(clock.pending, 2);
+      } finally {
+        controller.abort();
+      }
+      assert.equal(clock.pending, 0, 'a follow-up outlived the watch');
     });
   });
 });
