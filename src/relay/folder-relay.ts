@@ -42,6 +42,12 @@ import {
  */
 const FOLLOW_UP_MS = 60;
 
+/** Staging files older than this were left by a process that died while writing them. */
+const STALE_STAGING_MS = 10 * 60_000;
+const STAGING_NAME = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+/** The name of open()'s write probe in `<self>/`. */
+const PROBE_NAME = /^\.probe-[0-9a-f]{12}\.tmp$/;
+
 /** Files up to this size are read, and written when not durable, with synchronous calls. */
 const SMALL_FILE = 16 * 1024;
 
@@ -128,6 +134,43 @@ export class FolderRelay implements RelayStorage {
     } catch (error) {
       throw relayError(error, 'write in', own);
     }
+    await this.removeStaleStaging(own);
+  }
+
+  /**
+   * A process killed during a write leaves its staging file behind, in the staging folder or as
+   * a dot-name in this peer's own relay folders, for ever (a 1 MiB chunk each). Removes those
+   * older than STALE_STAGING_MS: only regular files with this module's own staging names, never
+   * anything else, and never in the folders of other peers. Best effort: nothing here fails
+   * open().
+   */
+  private async removeStaleStaging(own: string): Promise<void> {
+    const before = this.clock.now() - STALE_STAGING_MS;
+    // open() probes in <self>/; publish stages in the staging folder or in <self>/<dir>/.
+    const folders: [string, (name: string) => boolean][] = [[own, (name) => PROBE_NAME.test(name)]];
+    if (this.tempDir !== undefined) folders.push([this.tempDir, isStagingName]);
+    const entries = await readdir(own, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    for (const entry of entries) {
+      if (entry.isDirectory() && isPeerId(entry.name)) folders.push([join(own, entry.name), isStagingName]);
+    }
+    let removed = 0;
+    for (const [folder, ours] of folders) {
+      const names = await readdir(folder, { withFileTypes: true }).catch(() => [] as Dirent[]);
+      for (const entry of names) {
+        if (!entry.isFile() || !ours(entry.name)) continue;
+        const path = join(folder, entry.name);
+        try {
+          const info = await lstat(path);
+          if (!info.isFile() || info.mtimeMs >= before) continue;
+          await unlink(path);
+          removed += 1;
+          this.logger.log('debug', 'stale-staging-removed', { path });
+        } catch {
+          // Gone already, or not ours to remove after all: leave it.
+        }
+      }
+    }
+    if (removed > 0) this.logger.log('info', 'stale-staging-removed', { count: removed });
   }
 
   /**
@@ -503,6 +546,12 @@ async function syncDirectory(path: string): Promise<void> {
 /** A fresh staging name for `name`: a dot-name readers and sync tools skip, unique to one write. */
 function stagingName(name: string): string {
   return `.${name}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** A name stagingName() makes: `.<relay name>.<12 hex>.tmp`. */
+function isStagingName(name: string): boolean {
+  const match = STAGING_NAME.exec(name);
+  return match !== null && isRelayName(match[1] ?? '');
 }
 
 /** What a directory entry is, for the debug log. */

@@ -8,7 +8,19 @@
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +76,13 @@ async function outcome(relay: FolderRelay, owner: string, dir: string, name: str
     if (isDmpError(error)) return `${error.code}:${String(error.data.reason ?? '')}`;
     return `untyped:${String(error)}`;
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 class RecordingLogger implements Logger {
@@ -415,5 +434,63 @@ describe('FolderRelay with hostile relay contents', () => {
       }
       assert.equal(clock.pending, 0, 'a follow-up outlived the watch');
     });
+  });
+
+  test('open() removes its own staging files older than 10 minutes, and nothing else', async () => {
+    const staging = join(base, 'staging');
+    await mkdir(staging);
+    await mkdir(join(root, 'alice', 'bob'), { recursive: true });
+    const clock = new ManualClock(Date.now());
+    const minutesAgo = (minutes: number) => new Date(clock.now() - minutes * 60_000);
+    const plant = async (path: string, minutes: number) => {
+      await writeFile(path, Buffer.alloc(1024));
+      await utimes(path, minutesAgo(minutes), minutesAgo(minutes));
+    };
+    const ours = '.chunk-000000000001.dfc.0123456789ab.tmp';
+    const removed = [
+      join(staging, ours),
+      join(staging, '.msg-000000000001.dmp.fedcba987654.tmp'),
+      join(root, 'alice', 'bob', ours),
+      join(root, 'alice', '.probe-0123456789ab.tmp'),
+    ];
+    const kept = [
+      // Ours, but recent: a write may still be going on.
+      join(staging, '.msg-000000000002.dmp.0123456789ab.tmp'),
+      join(root, 'alice', 'bob', '.ack.dmp.0123456789ab.tmp'),
+      // Not our pattern, however old.
+      join(staging, '.msg-000000000001.dmp.0123456789AB.tmp'),
+      join(staging, '.msg-000000000001.dmp.0123456789a.tmp'),
+      join(staging, '.UPPER.dmp.0123456789ab.tmp'),
+      join(staging, '.syncthing.msg-000000000001.dmp.tmp'),
+      join(staging, `${ours}.part`),
+      join(staging, 'x.tmp'),
+      join(staging, '.probe-0123456789ab.tmp'),
+      join(root, 'alice', 'bob', 'msg-000000000001.dmp'),
+      join(root, 'alice', 'bob', '~syncthing~x.tmp'),
+      join(root, 'alice', `.ack.dmp.0123456789ab.tmp`),
+      // Another peer's folder is never touched.
+      join(root, 'bob', 'alice', ours),
+    ];
+    for (const path of removed) await plant(path, 11);
+    for (const path of kept) await plant(path, kept.indexOf(path) < 2 ? 9 : 60 * 24);
+    // A folder and a link with our name are not staging files either.
+    await mkdir(join(staging, '.msg-000000000003.dmp.0123456789ab.tmp'));
+    await symlink(join(outside, 'secret.dmp'), join(staging, '.msg-000000000004.dmp.0123456789ab.tmp'));
+    await utimes(join(outside, 'secret.dmp'), minutesAgo(60), minutesAgo(60));
+
+    const alice = new FolderRelay({ root, self: ALICE, tempDir: staging, clock });
+    await alice.open();
+    for (const path of removed) assert.equal(await exists(path), false, `${path} was left`);
+    for (const path of kept) assert.equal(await exists(path), true, `${path} was removed`);
+    assert.ok(await exists(join(staging, '.msg-000000000003.dmp.0123456789ab.tmp')));
+    assert.ok(await exists(join(staging, '.msg-000000000004.dmp.0123456789ab.tmp')));
+    assert.equal(await readFile(join(outside, 'secret.dmp'), 'utf8'), 'outside the relay');
+
+    // Age is measured on the injected clock: ten more minutes there, and the recent ones go too.
+    await clock.advance(10 * 60_000);
+    await alice.open();
+    assert.equal(await exists(kept[0] ?? ''), false);
+    assert.equal(await exists(kept[1] ?? ''), false);
+    for (const path of kept.slice(2)) assert.equal(await exists(path), true, `${path} was removed`);
   });
 });
