@@ -13,6 +13,7 @@ import {
   openSync,
   read as readCallback,
   readSync,
+  realpathSync,
   renameSync,
   type Stats,
   writeFileSync,
@@ -442,10 +443,13 @@ export class FolderRelay implements RelayStorage {
     if (signal.aborted) return;
     const root = this.root;
     const self = this.self;
+    // The watcher follows no link (a peer folder linked to / would have it watch the whole
+    // disk), so it must be given the relay's real path: the relay itself may be a link.
+    let watched = root;
     // Watch only `<relay>/<peer>/<self>/`: what others address to us. Keeping the watched set
     // small matters in polling mode, where every watched file is polled.
     const ignored = (path: string): boolean => {
-      const rel = relative(root, path);
+      const rel = relative(watched, path);
       if (rel === '') return false;
       const parts = rel.split(sep);
       if (parts.length === 1) return !isPeerId(parts[0]) || parts[0] === self;
@@ -456,7 +460,7 @@ export class FolderRelay implements RelayStorage {
     const report = (path: string) => {
       // The watcher closes asynchronously: events may still come after the abort.
       if (signal.aborted) return;
-      const parts = relative(root, path).split(sep);
+      const parts = relative(watched, path).split(sep);
       const [owner, dir, name] = parts;
       if (isPeerId(owner) && isPeerId(dir)) onChange(name === undefined ? { owner, dir } : { owner, dir, name });
       else if (isPeerId(owner) && parts.length === 1) onChange({ owner, dir: self });
@@ -484,18 +488,24 @@ export class FolderRelay implements RelayStorage {
     let rootGone = false;
     const start = () => {
       rootGone = false;
-      watcher = chokidarWatch(root, {
+      try {
+        watched = realpathSync(root);
+      } catch {
+        watched = root;
+      }
+      watcher = chokidarWatch(watched, {
         depth: 2,
         ignoreInitial: true,
         ignored,
         atomic: false,
+        followSymlinks: false,
         usePolling: this.pollMs !== undefined,
         interval: this.pollMs,
         binaryInterval: this.pollMs,
       });
       watcher.on('add', report).on('change', reportTwice).on('addDir', report);
       watcher.on('unlinkDir', (path) => {
-        if (path === root) rootGone = true;
+        if (path === watched) rootGone = true;
       });
       watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
     };

@@ -29,6 +29,7 @@ import { ManualClock } from '../../src/clock.js';
 import { isDmpError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import { FolderRelay } from '../../src/relay/folder-relay.js';
+import type { RelayChange } from '../../src/relay/storage.js';
 import { ALICE, BOB, CAROL, waitFor } from './storage-contract.js';
 
 const MODULE = new URL('../../src/relay/folder-relay.js', import.meta.url).href;
@@ -492,5 +493,65 @@ describe('FolderRelay with hostile relay contents', () => {
     assert.equal(await exists(kept[0] ?? ''), false);
     assert.equal(await exists(kept[1] ?? ''), false);
     for (const path of kept.slice(2)) assert.equal(await exists(path), true, `${path} was removed`);
+  });
+
+  describe('watch follows no link', () => {
+    /** Watches as alice; bob publishes until alice sees one of his files. */
+    async function watchUntilLive(alice: FolderRelay, bob: FolderRelay) {
+      const changes: RelayChange[] = [];
+      const controller = new AbortController();
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change) changes.push(change);
+        },
+      });
+      let seq = 0;
+      await waitFor('a change published by bob', async () => {
+        seq += 1;
+        await bob.publish(ALICE, [{ name: `msg-${String(seq).padStart(12, '0')}.dmp`, data: 'x' }]);
+        const deadline = Date.now() + 250;
+        while (Date.now() < deadline && !changes.some((change) => change.owner === BOB && change.name)) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        return changes.some((change) => change.owner === BOB && change.name);
+      });
+      return { changes, controller };
+    }
+
+    test('a relay given through a link is watched all the same', async () => {
+      const linked = join(base, 'relay-link');
+      await symlink(root, linked);
+      const alice = new FolderRelay({ root: linked, self: ALICE });
+      const bob = new FolderRelay({ root: linked, self: BOB });
+      await alice.open();
+      await bob.open();
+      const { changes, controller } = await watchUntilLive(alice, bob);
+      controller.abort();
+      assert.ok(changes.every((change) => change.owner === BOB && change.dir === ALICE));
+    });
+
+    test('changes behind a peer folder that is a link are not reported', async () => {
+      await symlink(outside, join(root, 'carol'));
+      const alice = new FolderRelay({ root, self: ALICE });
+      const bob = new FolderRelay({ root, self: BOB });
+      await alice.open();
+      await bob.open();
+      const { changes, controller } = await watchUntilLive(alice, bob);
+      try {
+        for (let index = 2; index < 6; index += 1) {
+          await writeFile(join(outside, 'alice', `msg-00000000000${index}.dmp`), 'outside the relay');
+        }
+        // A barrier: a change that must be seen, then some time for stragglers.
+        await bob.publish(ALICE, [{ name: 'msg-000000000999.dmp', data: 'barrier' }]);
+        await waitFor('the barrier', () => changes.some((change) => change.name === 'msg-000000000999.dmp'));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      } finally {
+        controller.abort();
+      }
+      // The link itself may be reported (a reader then finds nothing there); what is behind it never.
+      const behind = changes.filter((change) => change.owner === CAROL && change.name !== undefined);
+      assert.deepEqual(behind, [], 'the watcher followed the link out of the relay');
+    });
   });
 });
