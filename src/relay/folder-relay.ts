@@ -45,6 +45,7 @@ const FOLLOW_UP_MS = 60;
 
 /** Staging files older than this were left by a process that died while writing them. */
 const STALE_STAGING_MS = 10 * 60_000;
+/** What stagingName() makes: `.<relay name>.<12 hex>.tmp` (the relay name is checked apart). */
 const STAGING_NAME = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
 /** The name of open()'s write probe in `<self>/`. */
 const PROBE_NAME = /^\.probe-[0-9a-f]{12}\.tmp$/;
