@@ -13,6 +13,7 @@ import {
   openSync,
   read as readCallback,
   readSync,
+  realpathSync,
   renameSync,
   type Stats,
   writeFileSync,
@@ -21,6 +22,7 @@ import { type FileHandle, lstat, mkdir, open, readdir, rename, stat, unlink } fr
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { type Cancel, type Clock, every, systemClock } from '../clock.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
@@ -34,6 +36,19 @@ import {
   type RelayStorage,
   type WatchOptions,
 } from './storage.js';
+
+/**
+ * chokidar drops a 'change' of a path within 50 ms of the previous one; every change is
+ * reported once more this long after the last (see watch()).
+ */
+const FOLLOW_UP_MS = 60;
+
+/** Staging files older than this were left by a process that died while writing them. */
+const STALE_STAGING_MS = 10 * 60_000;
+/** What stagingName() makes: `.<relay name>.<12 hex>.tmp` (the relay name is checked apart). */
+const STAGING_NAME = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+/** The name of open()'s write probe in `<self>/`. */
+const PROBE_NAME = /^\.probe-[0-9a-f]{12}\.tmp$/;
 
 /** Files up to this size are read, and written when not durable, with synchronous calls. */
 const SMALL_FILE = 16 * 1024;
@@ -68,7 +83,13 @@ export interface FolderRelayOptions {
   pollMs?: number;
   /** Full rescan interval in ms, in every mode, so a missed event only delays. Default 2000. */
   rescanMs?: number;
+  /** Default: silent. */
   logger?: Logger;
+  /**
+   * Every timer (the rescan, the follow-up reports) and the age of stale staging files go
+   * through it, so tests run them on a ManualClock. Default: systemClock.
+   */
+  clock?: Clock;
 }
 
 export class FolderRelay implements RelayStorage {
@@ -78,6 +99,7 @@ export class FolderRelay implements RelayStorage {
   private readonly pollMs: number | undefined;
   private readonly rescanMs: number;
   private readonly logger: Logger;
+  private readonly clock: Clock;
   /** Foreign names already reported, so the debug log says each once. */
   private readonly foreignSeen = new Set<string>();
 
@@ -88,6 +110,7 @@ export class FolderRelay implements RelayStorage {
     this.pollMs = options.pollMs;
     this.rescanMs = options.rescanMs ?? 2000;
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
   }
 
   private ownDir(dir?: PeerId): string {
@@ -113,6 +136,43 @@ export class FolderRelay implements RelayStorage {
     } catch (error) {
       throw relayError(error, 'write in', own);
     }
+    await this.removeStaleStaging(own);
+  }
+
+  /**
+   * A process killed during a write leaves its staging file behind, in the staging folder or as
+   * a dot-name in this peer's own relay folders, for ever (a 1 MiB chunk each). Removes those
+   * older than STALE_STAGING_MS: only regular files with this module's own staging names, never
+   * anything else, and never in the folders of other peers. Best effort: nothing here fails
+   * open().
+   */
+  private async removeStaleStaging(own: string): Promise<void> {
+    const before = this.clock.now() - STALE_STAGING_MS;
+    // open() probes in <self>/; publish stages in the staging folder or in <self>/<dir>/.
+    const folders: [string, (name: string) => boolean][] = [[own, (name) => PROBE_NAME.test(name)]];
+    if (this.tempDir !== undefined) folders.push([this.tempDir, isStagingName]);
+    const entries = await readdir(own, { withFileTypes: true }).catch(() => [] as Dirent[]);
+    for (const entry of entries) {
+      if (entry.isDirectory() && isPeerId(entry.name)) folders.push([join(own, entry.name), isStagingName]);
+    }
+    let removed = 0;
+    for (const [folder, ours] of folders) {
+      const names = await readdir(folder, { withFileTypes: true }).catch(() => [] as Dirent[]);
+      for (const entry of names) {
+        if (!entry.isFile() || !ours(entry.name)) continue;
+        const path = join(folder, entry.name);
+        try {
+          const info = await lstat(path);
+          if (!info.isFile() || info.mtimeMs >= before) continue;
+          await unlink(path);
+          removed += 1;
+          this.logger.log('debug', 'stale-staging-removed', { path });
+        } catch {
+          // Gone already, or not ours to remove after all: leave it.
+        }
+      }
+    }
+    if (removed > 0) this.logger.log('info', 'stale-staging-removed', { count: removed });
   }
 
   /**
@@ -384,10 +444,13 @@ export class FolderRelay implements RelayStorage {
     if (signal.aborted) return;
     const root = this.root;
     const self = this.self;
+    // The watcher follows no link (a peer folder linked to / would have it watch the whole
+    // disk), so it must be given the relay's real path: the relay itself may be a link.
+    let watched = root;
     // Watch only `<relay>/<peer>/<self>/`: what others address to us. Keeping the watched set
     // small matters in polling mode, where every watched file is polled.
     const ignored = (path: string): boolean => {
-      const rel = relative(root, path);
+      const rel = relative(watched, path);
       if (rel === '') return false;
       const parts = rel.split(sep);
       if (parts.length === 1) return !isPeerId(parts[0]) || parts[0] === self;
@@ -396,7 +459,9 @@ export class FolderRelay implements RelayStorage {
       return true;
     };
     const report = (path: string) => {
-      const parts = relative(root, path).split(sep);
+      // The watcher closes asynchronously: events may still come after the abort.
+      if (signal.aborted) return;
+      const parts = relative(watched, path).split(sep);
       const [owner, dir, name] = parts;
       if (isPeerId(owner) && isPeerId(dir)) onChange(name === undefined ? { owner, dir } : { owner, dir, name });
       else if (isPeerId(owner) && parts.length === 1) onChange({ owner, dir: self });
@@ -406,16 +471,16 @@ export class FolderRelay implements RelayStorage {
     // unseen until the next rescan. Report every changed path once more 60 ms after its last
     // change event (adds are not throttled):
     // whatever a throttled event hid is then seen.
-    const followUps = new Map<string, NodeJS.Timeout>();
+    const followUps = new Map<string, Cancel>();
     const reportTwice = (path: string) => {
       report(path);
-      clearTimeout(followUps.get(path));
+      followUps.get(path)?.();
       followUps.set(
         path,
-        setTimeout(() => {
+        this.clock.timeout(FOLLOW_UP_MS, () => {
           followUps.delete(path);
           report(path);
-        }, 60),
+        }),
       );
     };
     // A relay on a share can vanish (unmounted, sync client restarting). Its watcher then
@@ -424,23 +489,29 @@ export class FolderRelay implements RelayStorage {
     let rootGone = false;
     const start = () => {
       rootGone = false;
-      watcher = chokidarWatch(root, {
+      try {
+        watched = realpathSync(root);
+      } catch {
+        watched = root;
+      }
+      watcher = chokidarWatch(watched, {
         depth: 2,
         ignoreInitial: true,
         ignored,
         atomic: false,
+        followSymlinks: false,
         usePolling: this.pollMs !== undefined,
         interval: this.pollMs,
         binaryInterval: this.pollMs,
       });
       watcher.on('add', report).on('change', reportTwice).on('addDir', report);
       watcher.on('unlinkDir', (path) => {
-        if (path === root) rootGone = true;
+        if (path === watched) rootGone = true;
       });
       watcher.on('error', (error) => this.logger.log('warn', 'watch-error', { error: String(error) }));
     };
     start();
-    const timer = setInterval(() => {
+    const rescan = () => {
       void stat(root).then(
         () => {
           if (!rootGone || signal.aborted) return;
@@ -453,12 +524,13 @@ export class FolderRelay implements RelayStorage {
         },
       );
       onChange(null);
-    }, this.rescanMs);
+    };
+    every(this.clock, this.rescanMs, rescan, signal);
     signal.addEventListener(
       'abort',
       () => {
-        clearInterval(timer);
-        for (const followUp of followUps.values()) clearTimeout(followUp);
+        for (const cancel of followUps.values()) cancel();
+        followUps.clear();
         void watcher?.close();
       },
       { once: true },
@@ -485,6 +557,12 @@ async function syncDirectory(path: string): Promise<void> {
 /** A fresh staging name for `name`: a dot-name readers and sync tools skip, unique to one write. */
 function stagingName(name: string): string {
   return `.${name}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** A name stagingName() makes: `.<relay name>.<12 hex>.tmp`. */
+function isStagingName(name: string): boolean {
+  const match = STAGING_NAME.exec(name);
+  return match !== null && isRelayName(match[1] ?? '');
 }
 
 /** What a directory entry is, for the debug log. */

@@ -65,7 +65,11 @@ export interface RelayStorage {
   /** The peer this storage writes as. */
   readonly self: PeerId;
 
-  /** Creates this peer's folder when missing; fails with RELAY_MISSING or RELAY_READ_ONLY. */
+  /**
+   * Creates this peer's folder when missing; fails with RELAY_MISSING or RELAY_READ_ONLY, or
+   * BAD_ENTRY when `<self>` is a link or not a folder. Clears what an earlier process killed
+   * while writing left behind.
+   */
   open(): Promise<void>;
 
   /** Peers that have a folder in the relay (foreign entries ignored). */

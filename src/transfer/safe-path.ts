@@ -1,7 +1,8 @@
 /**
  * The receiver decides every path. A name from the other side is a suggestion: each component
- * is cleaned of separators, control characters and terminal escapes, Windows-reserved names and
- * trailing dots or spaces, and the result must stay inside the output folder.
+ * is cleaned of separators, control characters and terminal escapes, bidi controls and
+ * invisible format characters, Windows-reserved names and trailing dots or spaces, and the
+ * result must stay inside the output folder.
  */
 import { lstat } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
@@ -9,12 +10,21 @@ import { DmpError, errnoCode } from '../errors.js';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 const MAX_COMPONENT_BYTES = 200;
+/** Terminal escape sequences: ESC [ parameters, intermediates, final letter. */
+const ESCAPE_SEQUENCE = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
+/**
+ * Characters a name must not keep: controls (Cc); format characters (Cf), among them the bidi
+ * controls that make `invoice\u202efdp.exe` show as `invoiceexe.pdf` and the zero-width ones that
+ * make two names look alike; line and paragraph separators; lone surrogates, which no file
+ * system can store as they are.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 
 /** Cleans one path component. Never returns '', '.', '..' or anything with a separator. */
 export function safeComponent(raw: string): string {
-  let name = raw.normalize('NFC');
-  // Terminal escape sequences first (ESC [ ... letter), then every other control character.
-  name = name.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+  // Terminal escape sequences first, whole, then every other invisible character; then NFC, as
+  // removing a character between two others can change how they compose.
+  let name = raw.replace(ESCAPE_SEQUENCE, '').replace(INVISIBLE, '').normalize('NFC');
   name = name.replace(/[/\\:*?"<>|]/g, '_');
   name = name.replace(/[. ]+$/, '').replace(/^ +/, '');
   if (name === '' || name === '.' || name === '..' || /^\.+$/.test(name)) name = 'unnamed';

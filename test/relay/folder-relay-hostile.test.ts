@@ -8,15 +8,29 @@
 import assert from 'node:assert/strict';
 import { constants as bufferConstants } from 'node:buffer';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
 import { isDmpError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import { FolderRelay } from '../../src/relay/folder-relay.js';
-import { ALICE, BOB, CAROL } from './storage-contract.js';
+import type { RelayChange } from '../../src/relay/storage.js';
+import { ALICE, BOB, CAROL, waitFor } from './storage-contract.js';
 
 const MODULE = new URL('../../src/relay/folder-relay.js', import.meta.url).href;
 const NOBODY = 65534;
@@ -63,6 +77,13 @@ async function outcome(relay: FolderRelay, owner: string, dir: string, name: str
     if (isDmpError(error)) return `${error.code}:${String(error.data.reason ?? '')}`;
     return `untyped:${String(error)}`;
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 class RecordingLogger implements Logger {
@@ -340,6 +361,197 @@ describe('FolderRelay with hostile relay contents', () => {
       await assert.rejects(alice.publish(BOB, [{ name: 'ack.dmp', data: 'x' }]), refusedAt(own, 'link'));
       await assert.rejects(alice.usage(), refusedAt(own, 'link'));
       assert.deepEqual(await readdir(elsewhere), [], 'something was written through the link');
+    });
+  });
+
+  describe('time', () => {
+    test('the rescan runs on the injected clock, not on real timers', async () => {
+      const clock = new ManualClock();
+      const alice = new FolderRelay({ root, self: ALICE, rescanMs: 20, clock });
+      await alice.open();
+      const controller = new AbortController();
+      let rescans = 0;
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change === null) rescans += 1;
+        },
+      });
+      try {
+        // Real time passes: with real timers, several rescans would have run.
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        assert.equal(rescans, 0, 'a rescan ran on a real timer');
+        await clock.advance(20);
+        assert.equal(rescans, 1);
+        await clock.advance(40);
+        assert.equal(rescans, 3);
+      } finally {
+        controller.abort();
+      }
+      assert.equal(clock.pending, 0, 'a timer outlived the watch');
+    });
+
+    test("a change is reported again after the clock's 60 ms, and the abort cancels the follow-up", async () => {
+      const clock = new ManualClock();
+      const alice = new FolderRelay({ root, self: ALICE, rescanMs: 60_000, clock });
+      const bob = new FolderRelay({ root, self: BOB });
+      await alice.open();
+      await bob.open();
+      // The file exists before the watch, so rewriting it is a 'change', not an 'add'.
+      await bob.publish(ALICE, [{ name: 'ack.dmp', data: 'first' }]);
+      const controller = new AbortController();
+      const reports: string[] = [];
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change?.name) reports.push(change.name);
+        },
+      });
+      // The native watcher may still be starting, or re-watching the replaced file: rewrite
+      // until a change is reported.
+      let round = 0;
+      const rewriteUntilReported = () =>
+        waitFor('a change of ack.dmp', async () => {
+          const before = reports.length;
+          round += 1;
+          await bob.publish(ALICE, [{ name: 'ack.dmp', data: `again ${round}` }]);
+          const deadline = Date.now() + 250;
+          while (Date.now() < deadline && reports.length === before) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          return reports.length > before;
+        });
+      try {
+        await rewriteUntilReported();
+        assert.equal(clock.pending, 2, 'the rescan and one follow-up wait on the clock');
+        const before = reports.length;
+        await clock.advance(60);
+        assert.ok(reports.length > before, 'the follow-up report did not come');
+        assert.equal(clock.pending, 1);
+        await rewriteUntilReported();
+        assert.equal(clock.pending, 2);
+      } finally {
+        controller.abort();
+      }
+      assert.equal(clock.pending, 0, 'a follow-up outlived the watch');
+    });
+  });
+
+  test('open() removes its own staging files older than 10 minutes, and nothing else', async () => {
+    const staging = join(base, 'staging');
+    await mkdir(staging);
+    await mkdir(join(root, 'alice', 'bob'), { recursive: true });
+    const clock = new ManualClock(Date.now());
+    const minutesAgo = (minutes: number) => new Date(clock.now() - minutes * 60_000);
+    const plant = async (path: string, minutes: number) => {
+      await writeFile(path, Buffer.alloc(1024));
+      await utimes(path, minutesAgo(minutes), minutesAgo(minutes));
+    };
+    const ours = '.chunk-000000000001.dfc.0123456789ab.tmp';
+    const removed = [
+      join(staging, ours),
+      join(staging, '.msg-000000000001.dmp.fedcba987654.tmp'),
+      join(root, 'alice', 'bob', ours),
+      join(root, 'alice', '.probe-0123456789ab.tmp'),
+    ];
+    const kept = [
+      // Ours, but recent: a write may still be going on.
+      join(staging, '.msg-000000000002.dmp.0123456789ab.tmp'),
+      join(root, 'alice', 'bob', '.ack.dmp.0123456789ab.tmp'),
+      // Not our pattern, however old.
+      join(staging, '.msg-000000000001.dmp.0123456789AB.tmp'),
+      join(staging, '.msg-000000000001.dmp.0123456789a.tmp'),
+      join(staging, '.UPPER.dmp.0123456789ab.tmp'),
+      join(staging, '.syncthing.msg-000000000001.dmp.tmp'),
+      join(staging, `${ours}.part`),
+      join(staging, 'x.tmp'),
+      join(staging, '.probe-0123456789ab.tmp'),
+      join(root, 'alice', 'bob', 'msg-000000000001.dmp'),
+      join(root, 'alice', 'bob', '~syncthing~x.tmp'),
+      join(root, 'alice', `.ack.dmp.0123456789ab.tmp`),
+      // Another peer's folder is never touched.
+      join(root, 'bob', 'alice', ours),
+    ];
+    for (const path of removed) await plant(path, 11);
+    for (const path of kept) await plant(path, kept.indexOf(path) < 2 ? 9 : 60 * 24);
+    // A folder and a link with our name are not staging files either.
+    await mkdir(join(staging, '.msg-000000000003.dmp.0123456789ab.tmp'));
+    await symlink(join(outside, 'secret.dmp'), join(staging, '.msg-000000000004.dmp.0123456789ab.tmp'));
+    await utimes(join(outside, 'secret.dmp'), minutesAgo(60), minutesAgo(60));
+
+    const alice = new FolderRelay({ root, self: ALICE, tempDir: staging, clock });
+    await alice.open();
+    for (const path of removed) assert.equal(await exists(path), false, `${path} was left`);
+    for (const path of kept) assert.equal(await exists(path), true, `${path} was removed`);
+    assert.ok(await exists(join(staging, '.msg-000000000003.dmp.0123456789ab.tmp')));
+    assert.ok(await exists(join(staging, '.msg-000000000004.dmp.0123456789ab.tmp')));
+    assert.equal(await readFile(join(outside, 'secret.dmp'), 'utf8'), 'outside the relay');
+
+    // Age is measured on the injected clock: ten more minutes there, and the recent ones go too.
+    await clock.advance(10 * 60_000);
+    await alice.open();
+    assert.equal(await exists(kept[0] ?? ''), false);
+    assert.equal(await exists(kept[1] ?? ''), false);
+    for (const path of kept.slice(2)) assert.equal(await exists(path), true, `${path} was removed`);
+  });
+
+  describe('watch follows no link', () => {
+    /** Watches as alice; bob publishes until alice sees one of his files. */
+    async function watchUntilLive(alice: FolderRelay, bob: FolderRelay) {
+      const changes: RelayChange[] = [];
+      const controller = new AbortController();
+      alice.watch({
+        signal: controller.signal,
+        onChange: (change) => {
+          if (change) changes.push(change);
+        },
+      });
+      let seq = 0;
+      await waitFor('a change published by bob', async () => {
+        seq += 1;
+        await bob.publish(ALICE, [{ name: `msg-${String(seq).padStart(12, '0')}.dmp`, data: 'x' }]);
+        const deadline = Date.now() + 250;
+        while (Date.now() < deadline && !changes.some((change) => change.owner === BOB && change.name)) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        return changes.some((change) => change.owner === BOB && change.name);
+      });
+      return { changes, controller };
+    }
+
+    test('a relay given through a link is watched all the same', async () => {
+      const linked = join(base, 'relay-link');
+      await symlink(root, linked);
+      const alice = new FolderRelay({ root: linked, self: ALICE });
+      const bob = new FolderRelay({ root: linked, self: BOB });
+      await alice.open();
+      await bob.open();
+      const { changes, controller } = await watchUntilLive(alice, bob);
+      controller.abort();
+      assert.ok(changes.every((change) => change.owner === BOB && change.dir === ALICE));
+    });
+
+    test('changes behind a peer folder that is a link are not reported', async () => {
+      await symlink(outside, join(root, 'carol'));
+      const alice = new FolderRelay({ root, self: ALICE });
+      const bob = new FolderRelay({ root, self: BOB });
+      await alice.open();
+      await bob.open();
+      const { changes, controller } = await watchUntilLive(alice, bob);
+      try {
+        for (let index = 2; index < 6; index += 1) {
+          await writeFile(join(outside, 'alice', `msg-00000000000${index}.dmp`), 'outside the relay');
+        }
+        // A barrier: a change that must be seen, then some time for stragglers.
+        await bob.publish(ALICE, [{ name: 'msg-000000000999.dmp', data: 'barrier' }]);
+        await waitFor('the barrier', () => changes.some((change) => change.name === 'msg-000000000999.dmp'));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      } finally {
+        controller.abort();
+      }
+      // The link itself may be reported (a reader then finds nothing there); what is behind it never.
+      const behind = changes.filter((change) => change.owner === CAROL && change.name !== undefined);
+      assert.deepEqual(behind, [], 'the watcher followed the link out of the relay');
     });
   });
 });

@@ -15,6 +15,7 @@ import { seededRandom } from '../../src/util/random.js';
 const MAX_COMPONENT_BYTES = 200;
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|]/;
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}]/u;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 const HOSTILE = [
@@ -57,6 +58,16 @@ const HOSTILE = [
   '文'.repeat(120),
   '😀'.repeat(80) + '.jpg',
   `${'a'.repeat(400)}.${'b'.repeat(40)}`,
+  'invoice\u202efdp.exe',
+  '\u202e',
+  '\u200b',
+  '\ufeffreport.txt',
+  'a\u2066b\u2069.txt',
+  '\u061cx',
+  'line\u2028sep',
+  'lone\ud800.txt',
+  'tag\u{e0041}\u{e007f}.txt',
+  'soft\u00adhyphen',
 ];
 
 /** Every property a cleaned component must have. */
@@ -68,6 +79,7 @@ function assertClean(raw: string, name: string): void {
   assert.notEqual(name, '..', show);
   assert.doesNotMatch(name, FORBIDDEN, `separator or control character left: ${show}`);
   assert.ok(!name.includes('\u001b'), `escape left: ${show}`);
+  assert.doesNotMatch(name, INVISIBLE, `bidi control or invisible character left: ${show}`);
   assert.doesNotMatch(name, /[. ]$/, `trailing dot or space: ${show}`);
   assert.doesNotMatch(name, RESERVED, `Windows-reserved name: ${show}`);
   assert.ok(Buffer.byteLength(name, 'utf8') <= MAX_COMPONENT_BYTES, `longer than 200 bytes: ${show}`);
@@ -103,6 +115,23 @@ describe('safeComponent', () => {
     assert.equal(safeComponent('x\u0000y'), 'xy');
     assert.equal(safeComponent('new\nline'), 'newline');
     assert.equal(safeComponent('a\u007fb\u0085c'), 'abc');
+  });
+
+  test('bidi controls and invisible format characters are removed', () => {
+    // Shown as is, this name reads `invoiceexe.pdf`.
+    assert.equal(safeComponent('invoice\u202efdp.exe'), 'invoicefdp.exe');
+    assert.equal(safeComponent('\u2067doc\u2069.txt'), 'doc.txt');
+    assert.equal(safeComponent('\ufeffreport.txt'), 'report.txt');
+    assert.equal(safeComponent('pay\u200bpal.txt'), 'paypal.txt');
+    assert.equal(safeComponent('a\u061cb\u200ec\u200fd'), 'abcd');
+    assert.equal(safeComponent('x\u{e0041}\u{e007f}'), 'x');
+    assert.equal(safeComponent('line\u2028sep\u2029'), 'linesep');
+    assert.equal(safeComponent('\u202e\u200b'), 'unnamed');
+    // Removed before NFC: what was around an invisible character composes as if it was never there.
+    assert.equal(safeComponent('e\u200b\u0301.txt'), '\u00e9.txt');
+    // A lone surrogate cannot be stored; a pair is a character and stays.
+    assert.equal(safeComponent('lone\ud800.txt'), 'lone.txt');
+    assert.equal(safeComponent('\ud83d\ude00.txt'), '😀.txt');
   });
 
   test('terminal escape sequences are removed whole, not just their ESC', () => {
@@ -210,6 +239,14 @@ describe('safeComponent', () => {
       'nul',
       'com1',
       '.txt',
+      '\u202e',
+      '\u2066',
+      '\u200b',
+      '\u200d',
+      '\ufeff',
+      '\u2028',
+      '\ud800',
+      '\u0301',
     ];
     for (let round = 0; round < 2000; round += 1) {
       const length = Math.floor(random() * (round % 10 === 0 ? 200 : 20));
