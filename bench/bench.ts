@@ -146,18 +146,27 @@ async function main(): Promise<void> {
         await s.remove();
       }
     }
-    if (rows.has('syncthing')) {
-      const { syncthingRows } = await import('./syncthing-rows.js');
-      results.syncthing = { quick, measuredAt, ...(await syncthingRows({ quick, say })) };
-    }
-    if (rows.has('nncp')) {
-      const { nncpRow } = await import('./nncp-row.js');
-      results.nncp = { quick, measuredAt, ...(await nncpRow({ quick, say })) };
-    }
-    if (rows.has('listen-rss')) {
-      const { listenRssRow } = await import('./listen-rss.js');
-      results.listenRss = { quick, measuredAt, ...(await listenRssRow({ quick, say })) };
-    }
+    // The newer rows stand alone: one that fails says why in the table, and the others still run.
+    const failed: string[] = [];
+    const standalone = async (row: RowName, key: string, measure: () => Promise<Record<string, unknown>>) => {
+      if (!rows.has(row)) return;
+      try {
+        results[key] = { quick, measuredAt, ...(await measure()) };
+      } catch (error) {
+        failed.push(row);
+        say(`${row}: FAILED: ${(error as Error).message.split('\n')[0]}`);
+        results[key] = { quick, measuredAt, error: (error as Error).message };
+        await stopEverything();
+      }
+    };
+    await standalone('syncthing', 'syncthing', async () =>
+      (await import('./syncthing-rows.js')).syncthingRows({ quick, say }),
+    );
+    await standalone('nncp', 'nncp', async () => (await import('./nncp-row.js')).nncpRow({ quick, say }));
+    await standalone('listen-rss', 'listenRss', async () =>
+      (await import('./listen-rss.js')).listenRssRow({ quick, say }),
+    );
+    if (failed.length > 0) process.exitCode = 1;
   } finally {
     await stopEverything();
   }

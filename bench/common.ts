@@ -57,21 +57,32 @@ export const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
 
 /** Every child the bench started and that has not exited yet, so none outlives a failure. */
 const children = new Set<ChildProcess>();
-/** Work to undo before the bench exits, however it exits (Syncthing pairs, temp folders). */
+/**
+ * Work to undo before the bench exits, however it exits (Syncthing pairs, temp folders). Each runs
+ * once; whoever asks second (the row's own `finally`, or a signal) waits for the same run, so
+ * the bench never exits while a stop is half done.
+ */
 const cleanups = new Set<() => Promise<void>>();
 
-export function onCleanup(fn: () => Promise<void>): () => void {
-  cleanups.add(fn);
-  return () => cleanups.delete(fn);
+/** Registers `fn` and returns the one way to run it: at most once, every caller awaiting that run. */
+export function onCleanup(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  const once = () => {
+    running ??= fn()
+      .catch((error: Error) => {
+        process.stderr.write(`bench: cleanup failed: ${error.message}\n`);
+      })
+      .finally(() => cleanups.delete(once));
+    return running;
+  };
+  cleanups.add(once);
+  return once;
 }
 
 /** Stops every child still running (SIGTERM, then SIGKILL after `graceMs`), then runs the cleanups. */
 export async function stopEverything(graceMs = 5000): Promise<void> {
   await Promise.all([...children].map((child) => stopChild(child, graceMs)));
-  for (const fn of [...cleanups].reverse()) {
-    cleanups.delete(fn);
-    await fn().catch((error: Error) => process.stderr.write(`bench: cleanup failed: ${error.message}\n`));
-  }
+  for (const once of [...cleanups].reverse()) await once();
 }
 
 export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
@@ -94,8 +105,16 @@ export function installExitHooks(): void {
   process.on('exit', () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
+    // `on`, not `once`: signal-exit (loaded with proper-lockfile) raises the signal again, killing
+    // the bench mid-cleanup, as soon as no listener but its own is left.
+    process.on(signal, () => {
+      if (stopping) {
+        process.stderr.write(`bench: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
       process.stderr.write(`\nbench: ${signal}, stopping every child process\n`);
       void stopEverything(2000).finally(() => process.exit(130));
     });
@@ -288,11 +307,7 @@ export async function initPeers(homes: string, relayAlice: string, relayBob: str
 /** A temp folder with a local relay and two peers; removed by stopEverything() if not before. */
 export async function setup(): Promise<Setup & { remove: () => Promise<void> }> {
   const base = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'dmp-bench-'));
-  const remove = async () => {
-    forget();
-    await rm(base, { recursive: true, force: true });
-  };
-  const forget = onCleanup(remove);
+  const remove = onCleanup(() => rm(base, { recursive: true, force: true }));
   const relay = join(base, 'relay');
   await mkdir(relay);
   return { base, ...(await initPeers(base, relay, relay)), remove };

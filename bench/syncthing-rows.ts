@@ -194,9 +194,22 @@ async function dftpCarry(
   };
 }
 
+/**
+ * Two instances, configured by test/e2e/syncthing.ts. STMONITORED makes each a single process:
+ * Syncthing's monitor parent, once killed, leaves the real instance running as an orphan, while
+ * a single process is also gone when the bench's last-resort exit hook kills it.
+ */
 async function startPeers(): Promise<Peers> {
-  const pair = await startSyncthingPair({ fsWatcherDelayS: 1 });
-  const forget = onCleanup(() => pair.stop());
+  const monitored = process.env.STMONITORED;
+  process.env.STMONITORED = '1';
+  let pair: SyncthingPair;
+  try {
+    pair = await startSyncthingPair({ fsWatcherDelayS: 1 });
+  } finally {
+    if (monitored === undefined) delete process.env.STMONITORED;
+    else process.env.STMONITORED = monitored;
+  }
+  const stop = onCleanup(() => pair.stop());
   try {
     const work = join(pair.root, 'work');
     await mkdir(work);
@@ -204,14 +217,9 @@ async function startPeers(): Promise<Peers> {
     // Each peer's folder reaches the other copy before anyone talks.
     await waitUntil('bob/ to appear in copy A', () => exists(join(pair.a.folder, 'bob')), 60_000);
     await waitUntil('alice/ to appear in copy B', () => exists(join(pair.b.folder, 'alice')), 60_000);
-    const stop = async () => {
-      forget();
-      await pair.stop();
-    };
     return { pair, alice, bob, key, work, stop };
   } catch (error) {
-    forget();
-    await pair.stop();
+    await stop();
     throw error;
   }
 }

@@ -379,7 +379,8 @@ export class TimelineProbe {
 
 /** A few lines for the bench table. */
 export function formatTimeline(t: Timeline): string[] {
-  const s = (v: number | undefined) => (v === undefined ? '?' : v.toFixed(2));
+  // A stage a few ms below zero is two clocks' read order (a process's stdout against a poll): show it as 0.00.
+  const s = (v: number | undefined) => (v === undefined ? '?' : (Math.abs(v) < 0.005 ? 0 : v).toFixed(2));
   const stages = (values: Partial<Record<StageName, number>>) =>
     STAGES.map(([, , name]) => `${name} ${s(values[name])}`).join(', ');
   const lines = [
