@@ -30,7 +30,8 @@ import { isDmpError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import { FolderRelay } from '../../src/relay/folder-relay.js';
 import type { RelayChange } from '../../src/relay/storage.js';
-import { ALICE, BOB, CAROL, waitFor } from './storage-contract.js';
+import { waitFor } from '../support/wait.js';
+import { ALICE, BOB, CAROL } from './storage-contract.js';
 
 const MODULE = new URL('../../src/relay/folder-relay.js', import.meta.url).href;
 const NOBODY = 65534;
