@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   type Background,
+  copyRunnable,
   describeResult,
   jsonLines,
   killAll,
   lines,
   makePeers,
   type Peers,
+  type RunOptions,
   type RunResult,
   runDmp,
   stackLines,
@@ -429,10 +431,14 @@ describe('dmp authentication failures', () => {
 describe('dmp failures and usage', () => {
   test('a read-only relay exits 1 with one line', async () => {
     const p = await peers();
-    const asRoot = process.getuid?.() === 0;
-    const user = asRoot ? { uid: 65534, gid: 65534 } : {};
-    if (asRoot) {
-      // The child runs as nobody: it must reach the compiled CLI and own its home.
+    let user: RunOptions = {};
+    if (process.getuid?.() === 0) {
+      // Root writes through any mode, so the child runs as nobody. Nobody may not be able to enter
+      // the folder of this checkout (a clone under /root is mode 700): it runs a copy of the CLI
+      // in a temp folder everyone can read, and owns its home.
+      const runnable = await copyRunnable();
+      cleanups.push(runnable.cleanup);
+      user = { uid: 65534, gid: 65534, root: runnable.root };
       await chmod(p.root, 0o755);
       const chownTree = async (path: string): Promise<void> => {
         await chown(path, 65534, 65534);
@@ -442,12 +448,13 @@ describe('dmp failures and usage', () => {
       };
       await chownTree(p.alice);
       await chmod(p.alice, 0o777);
-      const probe = await runDmp(['--help'], { ...user });
+      const probe = await runDmp(['--help'], user);
       assertExit(probe, 0);
     }
     for (const dir of [join(p.relay, 'alice'), join(p.relay, 'bob'), p.relay]) await chmod(dir, 0o555);
     const result = await runDmp(['send', 'bob', 'hi'], { home: p.alice, ...user });
     assertOneLineFailure(result, 1, /not writable/);
+    assert.deepEqual(await msgFiles(join(p.relay, 'alice', 'bob')), [], 'nothing was published');
     await chmod(p.relay, 0o755);
   });
 
