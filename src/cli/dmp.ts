@@ -159,6 +159,17 @@ interface ListenArgs extends GlobalArgs {
   timeout?: number;
 }
 
+/**
+ * A message as lines for a person: the sender on the first line and every further line indented
+ * by two spaces, so that no line of a message can pass for one from another sender. One final
+ * line break is not shown as an empty line; control characters other than line breaks are escaped.
+ */
+function formatMessage(from: string, text: string): string {
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const [first, ...rest] = body.split(/\r?\n/).map(sanitize);
+  return `${[`${from}: ${first ?? ''}`, ...rest.map((line) => `  ${line}`)].join('\n')}\n`;
+}
+
 function printMessage(message: InboxMessage, json: boolean): void {
   if (json) {
     printJson({
@@ -169,9 +180,7 @@ function printMessage(message: InboxMessage, json: boolean): void {
       receivedAt: new Date(message.receivedAt).toISOString(),
     });
   } else {
-    // Keep line breaks of multi-line messages; escape every other control character.
-    const text = message.text.split('\n').map(sanitize).join('\n');
-    process.stdout.write(`${message.from}: ${text}\n`);
+    process.stdout.write(formatMessage(message.from, message.text));
   }
 }
 
