@@ -100,26 +100,76 @@ export async function openPeer(argv: GlobalArgs & { quota?: string }, program: s
   return Peer.open(await peerOptions(argv, program));
 }
 
-/** An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. */
-export function interruptSignal(): AbortSignal {
-  const controller = new AbortController();
-  const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort(new DmpError('ABORTED', `interrupted by ${name}`));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return controller.signal;
+export const EXIT_USAGE = 2;
+/** 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * Ctrl-C for the whole run of a program. Until a command says it can stop cleanly (by asking for
+ * `interruptSignal()`), SIGINT ends the process at once; after that, the first SIGINT (or
+ * SIGTERM) aborts the command's signal and the command winds down, and a second one ends the
+ * process at once. Either way a Ctrl-C ends with exit 130 and one line.
+ */
+class Interrupts {
+  private readonly controller = new AbortController();
+  private listening = false;
+  private resumable = false;
+  /** The first SIGINT or SIGTERM received. */
+  received: NodeJS.Signals | undefined;
+
+  constructor(private readonly program: string) {}
+
+  /** Catches SIGINT from the start, so no Ctrl-C ends a command without its line and status. */
+  install(): void {
+    process.on('SIGINT', () => this.onSignal('SIGINT'));
+  }
+
+  signal(options: { resumable?: boolean }): AbortSignal {
+    this.resumable ||= options.resumable ?? false;
+    if (!this.listening) {
+      this.listening = true;
+      // SIGTERM keeps its meaning of a clean stop (the daemon exits 0 on it); it only becomes an
+      // interruption for the commands that can stop cleanly.
+      process.on('SIGTERM', () => this.onSignal('SIGTERM'));
+    }
+    return this.controller.signal;
+  }
+
+  /** The line for a Ctrl-C. */
+  line(): string {
+    return `${this.program}: interrupted${this.resumable ? '; run the same command again to resume' : ''}\n`;
+  }
+
+  private onSignal(name: NodeJS.Signals): void {
+    if (this.received !== undefined || !this.listening) {
+      // A second signal, or nothing to wind down: leave now.
+      process.stderr.write(this.line());
+      // A progress bar hides the cursor; never leave the terminal without one.
+      if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    this.received = name;
+    this.controller.abort(new DmpError('ABORTED', `interrupted by ${name}`));
+  }
 }
 
-export const EXIT_USAGE = 2;
+let interrupts: Interrupts | undefined;
+
+/**
+ * An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. `resumable`:
+ * the Ctrl-C line tells the user to run the same command again to resume.
+ */
+export function interruptSignal(options: { resumable?: boolean } = {}): AbortSignal {
+  if (interrupts === undefined) throw new Error('interruptSignal() is for commands run by runProgram()');
+  return interrupts.signal(options);
+}
 
 /** Prints one line for an error and returns the exit status. */
 export function reportError(program: string, error: unknown): number {
   if (isDmpError(error)) {
     process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'USAGE') return EXIT_USAGE;
-    if (error.code === 'ABORTED') return 130;
+    if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
@@ -154,10 +204,13 @@ export function secondsToMs(value: number | undefined, name: string): number | u
 
 /**
  * Runs a program's commands: strict parsing, help, one-line usage errors (exit 2), one-line
- * failures (exit 1), and an explicit exit, so that watchers and lock timers never keep a
- * finished command alive.
+ * failures (exit 1), Ctrl-C (exit 130), and an explicit exit, so that watchers and lock timers
+ * never keep a finished command alive.
  */
 export function runProgram(program: string, about: string, withCommands: (parser: Argv) => Argv, args: string[]): void {
+  const interrupt = new Interrupts(program);
+  interrupts = interrupt;
+  interrupt.install();
   // Inside an async function: yargs throws usage errors synchronously from parseAsync.
   const run = async () =>
     withCommands(yargs(args).scriptName(program).usage(`$0 <command> [options]\n\n${about}`))
@@ -173,9 +226,17 @@ export function runProgram(program: string, about: string, withCommands: (parser
       })
       .parseAsync();
   run().then(
-    () => exit(0),
-    (error: unknown) => exit(reportError(program, error)),
+    () => finish(),
+    (error: unknown) => finish({ error }),
   );
+
+  function finish(failure?: { error: unknown }): void {
+    if (interrupt.received === 'SIGINT') {
+      // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
+      process.stderr.write(interrupt.line());
+      exit(EXIT_INTERRUPTED);
+    } else exit(failure === undefined ? 0 : reportError(program, failure.error));
+  }
 }
 
 function exit(status: number): void {

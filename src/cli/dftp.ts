@@ -64,7 +64,7 @@ function send() {
       }
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');
       const peer = await openPeer(argv, PROGRAM);
-      const signal = interruptSignal();
+      const signal = interruptSignal({ resumable: true });
       const view = new ProgressView(PROGRAM, 'send', argv.json ?? false);
       try {
         await peer.sendFiles(argv.peer, argv.paths, { blockSize, signal, onEvent: (event) => view.handle(event) });
@@ -96,7 +96,7 @@ function receive() {
     handler: async (argv: ReceiveArgs) => {
       checkCount(argv.count);
       const peer = await openPeer(argv, PROGRAM);
-      const signal = interruptSignal();
+      const signal = interruptSignal({ resumable: true });
       const view = new ProgressView(PROGRAM, 'receive', argv.json ?? false);
       let failures = 0;
       try {
