@@ -2,7 +2,8 @@
  * What the two commands share: the global options, opening the peer from flags/env/config,
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
-import yargs, { type Argv } from 'yargs';
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
 
 export interface GlobalArgs {
@@ -202,23 +203,77 @@ export function secondsToMs(value: number | undefined, name: string): number | u
   return value * 1000;
 }
 
+/** A command module; each types the arguments its handler takes. */
+export interface Command {
+  /** `name <positional> [more..]`, as yargs reads it. */
+  command: string;
+  describe: string;
+  builder?: (y: Argv) => Argv<unknown>;
+  handler: (argv: never) => void | Promise<void>;
+}
+
+export interface ProgramSpec {
+  name: 'dmp' | 'dftp';
+  /** One sentence for the top of --help. */
+  about: string;
+  /** Shown under Examples: in `<name> --help`. */
+  examples: readonly (readonly [string, string])[];
+  commands: readonly Command[];
+  /** Rewrites spellings yargs does not know. */
+  normalize?: (args: string[]) => string[];
+}
+
+const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
+
+/** The version in package.json (dist/src/cli/ is three levels below the package root). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version?: unknown };
+    if (typeof manifest.version === 'string') return manifest.version;
+  } catch {
+    // Reported below.
+  }
+  return 'unknown (no package.json beside the program)';
+}
+
 /**
- * Runs a program's commands: strict parsing, help, one-line usage errors (exit 2), one-line
- * failures (exit 1), Ctrl-C (exit 130), and an explicit exit, so that watchers and lock timers
- * never keep a finished command alive.
+ * Runs a program's commands: strict parsing, help with examples, --version, shell completion,
+ * one-line usage errors (exit 2), one-line failures (exit 1), Ctrl-C (exit 130), and an explicit
+ * exit, so that watchers and lock timers never keep a finished command alive.
  */
-export function runProgram(program: string, about: string, withCommands: (parser: Argv) => Argv, args: string[]): void {
+export function runProgram(spec: ProgramSpec, args: string[]): void {
+  const program = spec.name;
   const interrupt = new Interrupts(program);
   interrupts = interrupt;
   interrupt.install();
+  // The shell's completion script hands yargs the whole command line as typed.
+  const completing = args.includes('--get-yargs-completions');
+  const parsed = spec.normalize && !completing ? spec.normalize(args) : args;
+
+  let parser = yargs(parsed).scriptName(program).usage(`$0 <command> [options]\n\n${spec.about}`);
+  // Our own completion command rather than yargs' .completion(), so that its --help is a help page
+  // with examples like every other; yargs answers --get-yargs-completions either way.
+  const completion: Command = {
+    command: 'completion',
+    describe: 'print a shell completion script for the shell in $SHELL (bash or zsh)',
+    builder: (y: Argv) =>
+      y
+        .example(`$0 completion >> ~/.bashrc`, `complete ${program}'s commands and options in bash`)
+        .example(`SHELL=zsh $0 completion >> ~/.zshrc`, 'the same for zsh'),
+    handler: () => {
+      parser.showCompletionScript();
+    },
+  };
+  for (const module of [...spec.commands, completion]) parser = parser.command(module as unknown as CommandModule);
+  for (const [example, description] of spec.examples) parser = parser.example(example, description);
   // Inside an async function: yargs throws usage errors synchronously from parseAsync.
   const run = async () =>
-    withCommands(yargs(args).scriptName(program).usage(`$0 <command> [options]\n\n${about}`))
+    parser
       .demandCommand(1, 'give a command')
       .strict()
       .help()
       .alias('help', 'h')
-      .version(false)
+      .version(packageVersion())
       .wrap(Math.min(100, process.stderr.columns ?? 100))
       .fail((message, error) => {
         if (error) throw error;

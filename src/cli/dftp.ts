@@ -43,7 +43,10 @@ function send() {
           describe: 'bytes per chunk: k, m, g (x1024) or kb, mb, gb, tb; also -bs (default 4m, less for a small quota)',
         })
         .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' })
-        .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" }),
+        .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" })
+        .example('$0 send bob movie.mkv photos/', 'a file and a folder; returns once bob has them whole')
+        .example('$0 send bob huge.iso -bs 16m --quota 256m', '16 MiB chunks, at most 256 MiB in the relay')
+        .example('$0 send --queue bob report.pdf', 'leave it to the daemon (dmp daemon)'),
     handler: async (argv: SendArgs) => {
       const blockSize = argv['block-size'] === undefined ? undefined : parseSize(argv['block-size'], 'block size');
       if (argv.queue) {
@@ -92,7 +95,9 @@ function receive() {
         .option('from', { type: 'string', describe: 'only accept files from this peer' })
         .option('out', { type: 'string', describe: 'where files land (default: the current directory)' })
         .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N files' })
-        .option('overwrite', { type: 'boolean', describe: 'replace existing files instead of choosing a free name' }),
+        .option('overwrite', { type: 'boolean', describe: 'replace existing files instead of choosing a free name' })
+        .example('$0 receive --out ~/incoming', 'accept files from every peer until Ctrl-C')
+        .example('$0 receive --from alice --count 1', 'one file from alice into the current folder, then exit'),
     handler: async (argv: ReceiveArgs) => {
       checkCount(argv.count);
       const peer = await openPeer(argv, PROGRAM);
@@ -132,8 +137,15 @@ export function normalizeArgs(args: string[]): string[] {
 }
 
 runProgram(
-  PROGRAM,
-  'Files of any size through a synced folder, in encrypted chunks that never exceed a quota.',
-  (y) => y.command(send()).command(receive()),
-  normalizeArgs(hideBin(process.argv)),
+  {
+    name: PROGRAM,
+    about: 'Files of any size through a synced folder, in encrypted chunks that never exceed a quota.',
+    examples: [
+      ['$0 receive --out ~/incoming', 'bob: accept files into ~/incoming'],
+      ['$0 send bob movie.mkv photos/', 'alice: send a file and a folder to bob'],
+    ],
+    commands: [send(), receive()],
+    normalize: normalizeArgs,
+  },
+  hideBin(process.argv),
 );

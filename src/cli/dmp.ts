@@ -38,6 +38,7 @@ function keygen() {
   return {
     command: 'keygen',
     describe: 'print a new relay key (same form as Python Fernet.generate_key())',
+    builder: (y: Argv) => y.example('$0 keygen > relay.key', 'a new key in a file, for dmp init --key-file relay.key'),
     handler: () => {
       process.stdout.write(`${generateKey()}\n`);
     },
@@ -48,7 +49,10 @@ function init() {
   return {
     command: 'init',
     describe: 'write the config in DMP_HOME and create this peer in the relay',
-    builder: (y: Argv) => withGlobalOptions(y),
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .example('$0 init --relay ~/Dropbox/relay --id alice', 'the first peer: prints a new key to share')
+        .example("$0 init --relay ~/Dropbox/relay --id bob --key 'KEY...'", 'the other peers, with that key'),
     handler: async (argv: GlobalArgs) => {
       const result = await initPeer({
         relay: argv.relay,
@@ -102,7 +106,11 @@ function send() {
         .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own message' })
         .option('stdin', { type: 'boolean', hidden: true })
         .option('wait', { type: 'boolean', describe: "wait for the peer's acknowledgement" })
-        .option('timeout', { type: 'number', describe: 'with --wait: give up after S seconds' }),
+        .option('timeout', { type: 'number', describe: 'with --wait: give up after S seconds' })
+        .example('$0 send bob hello there', 'one message; returns once it is safely in the relay')
+        .example('seq 1000 | $0 send bob --lines', 'one message per line of stdin')
+        .example('$0 send bob - < note.txt', 'stdin as one message')
+        .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement"),
     handler: async (argv: SendArgs) => {
       const words = argv.text ?? [];
       let texts: string[];
@@ -192,7 +200,10 @@ function listen() {
       withGlobalOptions(y)
         .option('from', { type: 'string', describe: 'only messages from this peer' })
         .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N messages' })
-        .option('timeout', { type: 'number', describe: 'exit 1 if the messages have not come within S seconds' }),
+        .option('timeout', { type: 'number', describe: 'exit 1 if the messages have not come within S seconds' })
+        .example('$0 listen', 'print messages until Ctrl-C')
+        .example('$0 listen --from alice --count 1 --timeout 60', "wait up to a minute for alice's next message")
+        .example('$0 listen --json', 'one JSON object per message, for scripts'),
     handler: async (argv: ListenArgs) => {
       checkCount(argv.count);
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
@@ -232,7 +243,9 @@ function pingCommand() {
         .positional('peer', { type: 'string', demandOption: true, describe: 'the peer to ping' })
         .option('count', { type: 'number', alias: 'c', default: 4, describe: 'how many pings' })
         .option('interval', { type: 'number', alias: 'i', default: 1, describe: 'seconds between pings' })
-        .option('timeout', { type: 'number', alias: 'W', default: 10, describe: 'seconds to wait for each reply' }),
+        .option('timeout', { type: 'number', alias: 'W', default: 10, describe: 'seconds to wait for each reply' })
+        .example('$0 ping bob', 'four pings, one a second')
+        .example('$0 ping bob -c 3 -i 0.2 -W 30', 'three pings, 0.2 s apart, waiting up to 30 s for each'),
     handler: async (argv: PingArgs) => {
       checkCount(argv.count);
       const intervalMs = secondsToMs(argv.interval, 'interval') ?? 1000;
@@ -293,7 +306,9 @@ function daemonCommand() {
     builder: (y: Argv) =>
       withGlobalOptions(y)
         .option('inbox', { type: 'string', describe: 'where received files land (default DMP_HOME/inbox/<sender>/)' })
-        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' }),
+        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' })
+        .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
+        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
       const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
@@ -306,7 +321,10 @@ function statusCommand() {
   return {
     command: 'status',
     describe: 'show the daemon, peers, messages waiting, transfers, the spool and the relay quota',
-    builder: (y: Argv) => withGlobalOptions(y),
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .example('$0 status', 'what this peer is doing')
+        .example('$0 status --json', 'the same as one JSON object'),
     handler: async (argv: GlobalArgs) => {
       const peer = await Peer.open({ ...(await peerOptions(argv, PROGRAM)), inspectOnly: true });
       try {
@@ -347,16 +365,16 @@ function normalizeArgs(args: string[]): string[] {
 }
 
 runProgram(
-  PROGRAM,
-  'Messages and ping through a folder that something else keeps in sync.',
-  (y) =>
-    y
-      .command(keygen())
-      .command(init())
-      .command(send())
-      .command(listen())
-      .command(pingCommand())
-      .command(daemonCommand())
-      .command(statusCommand()),
-  normalizeArgs(hideBin(process.argv)),
+  {
+    name: PROGRAM,
+    about: 'Messages and ping through a folder that something else keeps in sync.',
+    examples: [
+      ['$0 init --relay ~/Dropbox/relay --id alice', 'once per peer: the relay folder and this peer’s id'],
+      ['$0 send bob hello there', 'a message to bob'],
+      ['$0 listen', 'print messages as they arrive'],
+    ],
+    commands: [keygen(), init(), send(), listen(), pingCommand(), daemonCommand(), statusCommand()],
+    normalize: normalizeArgs,
+  },
+  hideBin(process.argv),
 );

@@ -1,13 +1,15 @@
 /**
  * What users of other command-line tools expect of `dmp` and `dftp`, through real processes:
- * Ctrl-C ending every command with 130 and one line, and messages of several lines that cannot
- * be mistaken for other senders.
+ * --version, an example on every help page, shell completion, Ctrl-C ending every command with
+ * 130 and one line, and messages of several lines that cannot be mistaken for other senders.
  */
 import assert from 'node:assert/strict';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   type Background,
+  cliPath,
   completeJsonLines,
   describeBackground,
   describeResult,
@@ -17,14 +19,17 @@ import {
   makePeers,
   type Peers,
   type Program,
+  REPO_ROOT,
   type RunOptions,
   type RunResult,
+  runCli,
   runDmp,
+  runProcess,
   settleAll,
   stackLines,
   startCli,
 } from '../support/cli.js';
-import { fileSha256, KiB, listTree, writeRandomFile } from '../support/files.js';
+import { fileSha256, KiB, listTree, makeTempDir, removeTree, writeRandomFile } from '../support/files.js';
 import { waitFor } from '../support/wait.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -34,6 +39,12 @@ async function peers(): Promise<Peers> {
   const made = await makePeers('dmp-conventions-');
   cleanups.push(made.cleanup);
   return made;
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await makeTempDir('dmp-conventions-');
+  cleanups.push(() => removeTree(dir));
+  return dir;
 }
 
 /** Starts a background dmp or dftp that the afterEach hook kills. */
@@ -60,6 +71,84 @@ function assertExit(result: RunResult, code: number): void {
   assert.equal(result.signal, null, describeResult(result));
   assert.equal(result.code, code, describeResult(result));
 }
+
+describe('--version, help and completion', () => {
+  test('--version prints the version in package.json, for both commands', async () => {
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const program of ['dmp', 'dftp'] as const) {
+      const result = await runCli(program, ['--version']);
+      assertExit(result, 0);
+      assert.equal(result.stdout, `${version}\n`, describeResult(result));
+      assert.equal(result.stderr, '', describeResult(result));
+    }
+  });
+
+  test('every --help page shows at least one example of its own command', async () => {
+    const pages: [Program, string[]][] = [
+      ['dmp', []],
+      ['dmp', ['keygen']],
+      ['dmp', ['init']],
+      ['dmp', ['send']],
+      ['dmp', ['listen']],
+      ['dmp', ['ping']],
+      ['dmp', ['daemon']],
+      ['dmp', ['status']],
+      ['dmp', ['completion']],
+      ['dftp', []],
+      ['dftp', ['send']],
+      ['dftp', ['receive']],
+      ['dftp', ['completion']],
+    ];
+    const results = await Promise.all(pages.map(([program, command]) => runCli(program, [...command, '--help'])));
+    for (const [index, result] of results.entries()) {
+      const [program, command] = pages[index] ?? ['dmp', []];
+      assertExit(result, 0);
+      const text = result.stdout.split('\n');
+      const at = text.indexOf('Examples:');
+      assert.ok(at >= 0, `no Examples: section\n${describeResult(result)}`);
+      // Example lines are indented and start with the command they show (a pipe may come first).
+      const examples = text.slice(at + 1).filter((line) => line.startsWith('  '));
+      const shown = [program, ...command].join(' ');
+      assert.ok(
+        examples.some((line) => line.includes(`${shown} `)),
+        `no example of '${shown}'\n${describeResult(result)}`,
+      );
+    }
+  });
+
+  test('completion: the bash script completes commands and options of dmp and dftp', async () => {
+    const dir = await tempDir();
+    // The script calls the command by name, as an installed package provides it on PATH.
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    for (const program of ['dmp', 'dftp'] as const) {
+      await writeFile(join(bin, program), `#!/bin/sh\nexec "${process.execPath}" "${cliPath(program)}" "$@"\n`);
+      await chmod(join(bin, program), 0o755);
+    }
+    const script = [
+      'set -e',
+      'source <(dmp completion)',
+      'source <(dftp completion)',
+      // What bash does on <Tab>: the words typed so far, then the completion function.
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${...}, not a template.
+      'complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); "_$1_yargs_completions"; printf "%s\\n" "${COMPREPLY[@]}"; echo --; }',
+      'complete_words dmp s',
+      'complete_words dmp ping --c',
+      'complete_words dftp send --bl',
+      'complete_words dftp ""',
+    ].join('\n');
+    const result = await runProcess('bash', ['-c', script], {
+      env: { PATH: `${bin}:${process.env.PATH ?? ''}`, SHELL: '/bin/bash' },
+      timeoutMs: 60_000,
+    });
+    assertExit(result, 0);
+    const [commands, pingOptions, sendOptions, dftpCommands] = result.stdout.split('--\n').map((part) => lines(part));
+    assert.deepEqual(commands?.sort(), ['send', 'status'], describeResult(result));
+    assert.ok(pingOptions?.includes('--count'), describeResult(result));
+    assert.deepEqual(sendOptions, ['--block-size'], describeResult(result));
+    assert.deepEqual(dftpCommands?.sort(), ['completion', 'receive', 'send'], describeResult(result));
+  });
+});
 
 describe('Ctrl-C', () => {
   const RESUME = 'interrupted; run the same command again to resume';
