@@ -12,19 +12,32 @@ export interface GlobalArgs {
   key?: string;
   'key-file'?: string;
   home?: string;
-  poll?: number;
+  /** Milliseconds, as typed: parsed by parseWholeNumber so a bad value can be quoted as given. */
+  poll?: string;
   json?: boolean;
   verbose?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
   return yargs
-    .option('relay', { type: 'string', describe: 'the synced relay folder [env DMP_RELAY]' })
-    .option('id', { type: 'string', describe: "this peer's id, 1-32 of a-z 0-9 - [env DMP_ID]" })
-    .option('key', { type: 'string', describe: 'the relay key (Fernet) [env DMP_KEY]' })
-    .option('key-file', { type: 'string', describe: 'read the relay key from a file [env DMP_KEY_FILE]' })
-    .option('home', { type: 'string', describe: 'config, state and inbox of this peer [env DMP_HOME]' })
-    .option('poll', { type: 'number', describe: 'poll the relay every MS instead of native events [env DMP_POLL]' })
+    .option('relay', { type: 'string', requiresArg: true, describe: 'the synced relay folder [env DMP_RELAY]' })
+    .option('id', { type: 'string', requiresArg: true, describe: "this peer's id, 1-32 of a-z 0-9 - [env DMP_ID]" })
+    .option('key', { type: 'string', requiresArg: true, describe: 'the relay key (Fernet) [env DMP_KEY]' })
+    .option('key-file', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'read the relay key from a file [env DMP_KEY_FILE]',
+    })
+    .option('home', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'config, state and inbox of this peer [env DMP_HOME]',
+    })
+    .option('poll', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'poll the relay every MS instead of native events [env DMP_POLL]',
+    })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
     .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
@@ -83,7 +96,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     key: argv.key,
     keyFile: argv['key-file'],
     home: argv.home,
-    poll: argv.poll,
+    poll: parseWholeNumber(argv.poll, 'poll', 'milliseconds'),
     quota: argv.quota,
   });
   return {
@@ -165,11 +178,15 @@ export function interruptSignal(options: { resumable?: boolean } = {}): AbortSig
   return interrupts.signal(options);
 }
 
-/** Prints one line for an error and returns the exit status. */
-export function reportError(program: string, error: unknown): number {
+/** Prints one line for an error and returns the exit status. `command`: the subcommand that ran. */
+export function reportError(program: string, error: unknown, command?: string): number {
   if (isDmpError(error)) {
+    // A malformed key is a mistake in what was typed or configured, like a malformed id.
+    if (error.code === 'USAGE' || error.code === 'BAD_KEY') {
+      process.stderr.write(usageLine(program, command, error.message));
+      return EXIT_USAGE;
+    }
     process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
-    if (error.code === 'USAGE') return EXIT_USAGE;
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
@@ -177,6 +194,14 @@ export function reportError(program: string, error: unknown): number {
   process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
   if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
+}
+
+/** Every usage error reads the same: `dftp send: what is wrong (see dftp send --help)`. */
+function usageLine(program: string, command: string | undefined, message: string): string {
+  const where = command === undefined ? program : `${program} ${command}`;
+  // Messages of the library may name the command themselves ("dmp init needs --relay DIR").
+  const text = message.startsWith(`${where} `) ? message.slice(where.length + 1) : message;
+  return `${where}: ${sanitize(text)} (see ${where} --help)\n`;
 }
 
 export function printJson(value: unknown): void {
@@ -190,17 +215,44 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A --count must be a whole number of at least 1 (usage error otherwise). */
-export function checkCount(value: number | undefined): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-    throw new DmpError('USAGE', `invalid --count '${value}'`);
-  }
+/**
+ * Number options are declared as strings and parsed here: yargs turns `--count x` into NaN, and
+ * the message must quote what was typed. A repeated option (an array) counts with its last value.
+ */
+function optionText(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value.at(-1);
 }
 
-export function secondsToMs(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value < 0) throw new DmpError('USAGE', `invalid --${name} '${value}' (seconds)`);
-  return value * 1000;
+/** A --count: a whole number of at least 1 (usage error otherwise). */
+export function parseCount(value: string | readonly string[] | undefined): number | undefined {
+  return parseWholeNumber(value, 'count');
+}
+
+/** A whole number of at least 1 (`unit` names what it counts, for the message). */
+export function parseWholeNumber(
+  value: string | readonly string[] | undefined,
+  name: string,
+  unit?: string,
+): number | undefined {
+  const text = optionText(value);
+  if (text === undefined) return undefined;
+  const number = Number(text.trim());
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(number) || number < 1) {
+    const what = unit === undefined ? 'a whole number of at least 1' : `a whole number of ${unit}, at least 1`;
+    throw new DmpError('USAGE', `invalid --${name} '${text}': give ${what}`);
+  }
+  return number;
+}
+
+/** Seconds (fractions allowed, 0 or more) as milliseconds. */
+export function secondsToMs(value: string | readonly string[] | undefined, name: string): number | undefined {
+  const text = optionText(value);
+  if (text === undefined) return undefined;
+  const seconds = Number(text.trim());
+  if (!/^\s*(\d+\.?\d*|\.\d+)\s*$/.test(text) || !Number.isFinite(seconds)) {
+    throw new DmpError('USAGE', `invalid --${name} '${text}': give a number of seconds, 0 or more`);
+  }
+  return seconds * 1000;
 }
 
 /** A command module; each types the arguments its handler takes. */
@@ -208,6 +260,8 @@ export interface Command {
   /** `name <positional> [more..]`, as yargs reads it. */
   command: string;
   describe: string;
+  /** What to say when positional arguments are missing, e.g. 'give a peer and at least one file'. */
+  missing?: string;
   builder?: (y: Argv) => Argv<unknown>;
   handler: (argv: never) => void | Promise<void>;
 }
@@ -221,6 +275,34 @@ export interface ProgramSpec {
   commands: readonly Command[];
   /** Rewrites spellings yargs does not know. */
   normalize?: (args: string[]) => string[];
+}
+
+/**
+ * Turns yargs' own messages into the program's style: what to do, not what the parser counted.
+ * `args`: what yargs was given, to tell an unknown option from an unexpected operand.
+ */
+function usageMessage(message: string, command: Command | undefined, args: readonly string[]): string {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (unknown) {
+    const asOption = (name: string) =>
+      args.find(
+        (arg) => arg === `--${name}` || arg.startsWith(`--${name}=`) || arg === `--no-${name}` || arg === `-${name}`,
+      );
+    const names = (unknown[1] ?? '').split(', ');
+    // An unknown command explains the rest: its options are unknown because it is.
+    const operand = names.find((name) => asOption(name) === undefined);
+    if (operand !== undefined) {
+      return command === undefined ? `unknown command '${operand}'` : `unexpected argument '${operand}'`;
+    }
+    return `unknown option ${asOption(names[0] ?? '')?.split('=')[0]}`;
+  }
+  if (/^Not enough non-option arguments/.test(message)) return command?.missing ?? 'give a command';
+  const noValue = /^Not enough arguments following: (.+)$/.exec(message);
+  if (noValue) {
+    const name = noValue[1] ?? '';
+    return `${name.length === 1 ? '-' : '--'}${name} needs a value`;
+  }
+  return message.charAt(0).toLowerCase() + message.slice(1).replace(/\.$/, '');
 }
 
 const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
@@ -249,6 +331,8 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   // The shell's completion script hands yargs the whole command line as typed.
   const completing = args.includes('--get-yargs-completions');
   const parsed = spec.normalize && !completing ? spec.normalize(args) : args;
+  /** The command yargs chose (its builder ran), so that a usage error names it. */
+  let command: Command | undefined;
 
   let parser = yargs(parsed).scriptName(program).usage(`$0 <command> [options]\n\n${spec.about}`);
   // Our own completion command rather than yargs' .completion(), so that its --help is a help page
@@ -264,7 +348,20 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
       parser.showCompletionScript();
     },
   };
-  for (const module of [...spec.commands, completion]) parser = parser.command(module as unknown as CommandModule);
+  for (const module of [...spec.commands, completion]) {
+    const failInCommand = (message: string | null, error: Error | null): never => {
+      if (error && error.name !== 'YError') throw error;
+      throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', module, parsed));
+    };
+    parser = parser.command({
+      ...module,
+      builder: (y: Argv) => {
+        command = module;
+        // A command's own fail handler runs first, so yargs' complaints name the command.
+        return (module.builder ? module.builder(y) : y).fail(failInCommand);
+      },
+    } as unknown as CommandModule);
+  }
   for (const [example, description] of spec.examples) parser = parser.example(example, description);
   // Inside an async function: yargs throws usage errors synchronously from parseAsync.
   const run = async () =>
@@ -276,8 +373,9 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
       .version(packageVersion())
       .wrap(Math.min(100, process.stderr.columns ?? 100))
       .fail((message, error) => {
-        if (error) throw error;
-        throw new DmpError('USAGE', `${message} (see ${program} --help)`);
+        // Errors of the handlers pass through; yargs' own (a YError) are usage errors.
+        if (error && error.name !== 'YError') throw error;
+        throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', command, parsed));
       })
       .parseAsync();
   run().then(
@@ -290,8 +388,13 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
       // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
       process.stderr.write(interrupt.line());
       exit(EXIT_INTERRUPTED);
-    } else exit(failure === undefined ? 0 : reportError(program, failure.error));
+    } else exit(failure === undefined ? 0 : reportError(program, failure.error, commandName(command)));
   }
+}
+
+/** `send <peer> <paths..>` -> send. */
+function commandName(command: Command | undefined): string | undefined {
+  return command?.command.split(' ')[0];
 }
 
 function exit(status: number): void {

@@ -1,7 +1,8 @@
 /**
  * What users of other command-line tools expect of `dmp` and `dftp`, through real processes:
- * --version, an example on every help page, shell completion, Ctrl-C ending every command with
- * 130 and one line, and messages of several lines that cannot be mistaken for other senders.
+ * --version, an example on every help page, shell completion, one style and one exit status for
+ * usage errors, Ctrl-C ending every command with 130 and one line, and messages of several lines
+ * that cannot be mistaken for other senders.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import {
   type RunOptions,
   type RunResult,
   runCli,
+  runDftp,
   runDmp,
   runProcess,
   settleAll,
@@ -70,6 +72,13 @@ function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
   assert.equal(result.signal, null, describeResult(result));
   assert.equal(result.code, code, describeResult(result));
+}
+
+/** Exit 2 with exactly `line` on stderr, nothing on stdout, no stack trace. */
+function assertUsage(result: RunResult, line: string): void {
+  assertExit(result, 2);
+  assert.deepEqual(lines(result.stderr), [line], describeResult(result));
+  assert.equal(result.stdout, '', describeResult(result));
 }
 
 describe('--version, help and completion', () => {
@@ -147,6 +156,75 @@ describe('--version, help and completion', () => {
     assert.ok(pingOptions?.includes('--count'), describeResult(result));
     assert.deepEqual(sendOptions, ['--block-size'], describeResult(result));
     assert.deepEqual(dftpCommands?.sort(), ['completion', 'receive', 'send'], describeResult(result));
+  });
+});
+
+describe('usage errors', () => {
+  test('one line in one style, exit 2: what to give, never the parser’s own words', async () => {
+    const home = join(await tempDir(), 'home');
+    const cases: [Program, string[], string][] = [
+      ['dftp', ['send'], 'dftp send: give a peer and at least one file (see dftp send --help)'],
+      ['dftp', ['send', 'bob'], 'dftp send: give a peer and at least one file (see dftp send --help)'],
+      ['dmp', ['send'], 'dmp send: give a peer and a message (see dmp send --help)'],
+      ['dmp', ['ping'], 'dmp ping: give the peer to ping (see dmp ping --help)'],
+      [
+        'dftp',
+        ['receive', '--count', 'x'],
+        "dftp receive: invalid --count 'x': give a whole number of at least 1 (see dftp receive --help)",
+      ],
+      [
+        'dmp',
+        ['listen', '-c', '1.5'],
+        "dmp listen: invalid --count '1.5': give a whole number of at least 1 (see dmp listen --help)",
+      ],
+      [
+        'dmp',
+        ['ping', 'bob', '-W', 'soon'],
+        "dmp ping: invalid --timeout 'soon': give a number of seconds, 0 or more (see dmp ping --help)",
+      ],
+      [
+        'dmp',
+        ['send', 'bob', 'hi', '--poll', 'fast'],
+        "dmp send: invalid --poll 'fast': give a whole number of milliseconds, at least 1 (see dmp send --help)",
+      ],
+      ['dftp', ['receive', '--out'], 'dftp receive: --out needs a value (see dftp receive --help)'],
+      ['dmp', ['send', 'bob', 'hi', '--bogus'], 'dmp send: unknown option --bogus (see dmp send --help)'],
+      ['dmp', ['listen', 'alice'], "dmp listen: unexpected argument 'alice' (see dmp listen --help)"],
+      ['dftp', ['frobnicate'], "dftp: unknown command 'frobnicate' (see dftp --help)"],
+      ['dmp', [], 'dmp: give a command (see dmp --help)'],
+    ];
+    const results = await Promise.all(cases.map(([program, args]) => runCli(program, args, { home })));
+    for (const [index, result] of results.entries()) assertUsage(result, cases[index]?.[2] ?? '');
+  });
+
+  test('a malformed key is a usage error like a malformed id: exit 2, one line', async () => {
+    const p = await peers();
+    const file = join(p.root, 'note.txt');
+    await writeFile(file, 'note\n');
+    const results = await Promise.all([
+      runDmp(['send', 'bob', 'hi'], { home: p.alice, env: { DMP_KEY: 'not-a-key' } }),
+      runDmp(['send', 'bob', 'hi', '--key', 'c2hvcnQ='], { home: p.alice }),
+      runDftp(['send', 'bob', file], { home: p.alice, env: { DMP_KEY: 'not-a-key' } }),
+      runDmp(['send', 'bob', 'hi'], { home: p.alice, env: { DMP_ID: 'Not An Id' } }),
+      runDftp(['receive', '--count', '1'], { home: p.bob, env: { DMP_ID: 'Not An Id' } }),
+    ]);
+    const [badKey, shortKey, dftpKey, badId, dftpId] = results;
+    for (const result of results) {
+      assertExit(result, 2);
+      assert.deepEqual(stackLines(result.stderr), [], describeResult(result));
+      assert.equal(lines(result.stderr).length, 1, describeResult(result));
+    }
+    for (const result of [badKey, shortKey]) {
+      assert.match(result?.stderr ?? '', /^dmp send: the key is not a Fernet key .*\(see dmp send --help\)\n$/);
+    }
+    assert.match(dftpKey?.stderr ?? '', /^dftp send: the key is not a Fernet key .*\(see dftp send --help\)\n$/);
+    assert.match(badId?.stderr ?? '', /^dmp send: invalid id "Not An Id".*\(see dmp send --help\)\n$/);
+    assert.match(dftpId?.stderr ?? '', /^dftp receive: invalid id "Not An Id".*\(see dftp receive --help\)\n$/);
+    assert.deepEqual(
+      (await listTree(join(p.relay, 'alice'))).filter((name) => name.endsWith('.dmp')),
+      [],
+      'nothing was sent',
+    );
   });
 });
 
