@@ -50,6 +50,7 @@ const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home
 /**
  * `--key -abc...` must keep its value: a Fernet key can start with '-', which yargs would read
  * as a bundle of short flags. Values of the options that take one are joined as `--key=-abc...`.
+ * Give it only the arguments before `--` (see hideOperands).
  */
 export function joinOptionValues(args: string[]): string[] {
   const joined: string[] = [];
@@ -62,6 +63,44 @@ export function joinOptionValues(args: string[]): string[] {
     } else joined.push(arg);
   }
   return joined;
+}
+
+/**
+ * `--` ends the options: what follows is operands only (file names, message text), never options,
+ * and reaches the command unchanged however it is spelled (`dftp send bob -- -rf` sends the file
+ * named `-rf`). yargs cannot be trusted with them: it leaves them out of a command's positional
+ * arguments, and reads `-rf` as flags when it parses those again. So yargs sees a placeholder for
+ * each operand, which no parser reads as an option, and `restoreOperands` puts the operands back
+ * before the handler runs.
+ */
+export function hideOperands(args: readonly string[]): { args: string[]; operands: string[] } {
+  const at = args.indexOf('--');
+  if (at < 0) return { args: [...args], operands: [] };
+  const operands = args.slice(at + 1);
+  return { args: [...args.slice(0, at), ...operands.map((_, index) => placeholder(index))], operands };
+}
+
+const PLACEHOLDER = /^\u0000operand-(\d+)\u0000$/;
+
+function placeholder(index: number): string {
+  return `\u0000operand-${index}\u0000`;
+}
+
+/** The operand a placeholder stands for (any other text unchanged). */
+function restoreOperand(text: string, operands: readonly string[]): string {
+  const index = PLACEHOLDER.exec(text)?.[1];
+  return index === undefined ? text : (operands[Number(index)] ?? text);
+}
+
+/** Puts the operands back wherever yargs placed their placeholders in `argv`. */
+function restoreOperands(argv: Record<string, unknown>, operands: readonly string[]): void {
+  if (operands.length === 0) return;
+  for (const [name, value] of Object.entries(argv)) {
+    if (typeof value === 'string') argv[name] = restoreOperand(value, operands);
+    else if (Array.isArray(value)) {
+      argv[name] = value.map((item) => (typeof item === 'string' ? restoreOperand(item, operands) : item));
+    }
+  }
 }
 
 /** Human log lines on stderr: warnings always, debug with --verbose. */
@@ -273,7 +312,7 @@ export interface ProgramSpec {
   /** Shown under Examples: in `<name> --help`. */
   examples: readonly (readonly [string, string])[];
   commands: readonly Command[];
-  /** Rewrites spellings yargs does not know. */
+  /** Rewrites spellings yargs does not know; it only ever sees the arguments before `--`. */
   normalize?: (args: string[]) => string[];
 }
 
@@ -281,7 +320,12 @@ export interface ProgramSpec {
  * Turns yargs' own messages into the program's style: what to do, not what the parser counted.
  * `args`: what yargs was given, to tell an unknown option from an unexpected operand.
  */
-function usageMessage(message: string, command: Command | undefined, args: readonly string[]): string {
+function usageMessage(
+  message: string,
+  command: Command | undefined,
+  args: readonly string[],
+  operands: readonly string[],
+): string {
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown) {
     const asOption = (name: string) =>
@@ -292,7 +336,8 @@ function usageMessage(message: string, command: Command | undefined, args: reado
     // An unknown command explains the rest: its options are unknown because it is.
     const operand = names.find((name) => asOption(name) === undefined);
     if (operand !== undefined) {
-      return command === undefined ? `unknown command '${operand}'` : `unexpected argument '${operand}'`;
+      const text = restoreOperand(operand, operands);
+      return command === undefined ? `unknown command '${text}'` : `unexpected argument '${text}'`;
     }
     return `unknown option ${asOption(names[0] ?? '')?.split('=')[0]}`;
   }
@@ -328,13 +373,22 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   const interrupt = new Interrupts(program);
   interrupts = interrupt;
   interrupt.install();
-  // The shell's completion script hands yargs the whole command line as typed.
+  // The shell's completion script hands yargs the whole command line as typed, `--` included.
   const completing = args.includes('--get-yargs-completions');
-  const parsed = spec.normalize && !completing ? spec.normalize(args) : args;
+  const { args: visible, operands } = completing ? { args, operands: [] } : hideOperands(args);
+  const optionCount = visible.length - operands.length;
+  const options = visible.slice(0, optionCount);
+  const parsed = [
+    ...(spec.normalize && !completing ? spec.normalize(options) : options),
+    ...visible.slice(optionCount),
+  ];
   /** The command yargs chose (its builder ran), so that a usage error names it. */
   let command: Command | undefined;
 
-  let parser = yargs(parsed).scriptName(program).usage(`$0 <command> [options]\n\n${spec.about}`);
+  let parser = yargs(parsed)
+    .scriptName(program)
+    .usage(`$0 <command> [options]\n\n${spec.about}`)
+    .middleware((argv) => restoreOperands(argv, operands));
   // Our own completion command rather than yargs' .completion(), so that its --help is a help page
   // with examples like every other; yargs answers --get-yargs-completions either way.
   const completion: Command = {
@@ -351,7 +405,7 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   for (const module of [...spec.commands, completion]) {
     const failInCommand = (message: string | null, error: Error | null): never => {
       if (error && error.name !== 'YError') throw error;
-      throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', module, parsed));
+      throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', module, parsed, operands));
     };
     parser = parser.command({
       ...module,
@@ -375,7 +429,7 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
       .fail((message, error) => {
         // Errors of the handlers pass through; yargs' own (a YError) are usage errors.
         if (error && error.name !== 'YError') throw error;
-        throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', command, parsed));
+        throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', command, parsed, operands));
       })
       .parseAsync();
   run().then(

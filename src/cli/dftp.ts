@@ -41,7 +41,7 @@ function send() {
         .positional('paths', {
           type: 'string',
           array: true,
-          describe: 'files or directories',
+          describe: "files or directories ('--' before names that start with '-')",
         })
         .option('block-size', {
           type: 'string',
@@ -56,7 +56,8 @@ function send() {
         .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" })
         .example('$0 send bob movie.mkv photos/', 'a file and a folder; returns once bob has them whole')
         .example('$0 send bob huge.iso -bs 16m --quota 256m', '16 MiB chunks, at most 256 MiB in the relay')
-        .example('$0 send --queue bob report.pdf', 'leave it to the daemon (dmp daemon)'),
+        .example('$0 send --queue bob report.pdf', 'leave it to the daemon (dmp daemon)')
+        .example('$0 send bob -- -notes.txt', "a name that starts with '-'"),
     handler: async (argv: SendArgs) => {
       const { peer: peerId, paths } = argv;
       const blockSize = argv['block-size'] === undefined ? undefined : parseSize(argv['block-size'], 'block size');
@@ -140,7 +141,10 @@ function receive() {
   };
 }
 
-/** The original DFTP spelled the block size `-bs`; yargs would read that as -b -s. */
+/**
+ * The original DFTP spelled the block size `-bs`; yargs would read that as -b -s. Only ever given
+ * the arguments before `--`: a file named `-bs` after it is a file name.
+ */
 export function normalizeArgs(args: string[]): string[] {
   return joinOptionValues(args).flatMap((arg) => {
     if (arg === '-bs') return ['--block-size'];

@@ -101,7 +101,7 @@ function send() {
         .positional('text', {
           type: 'string',
           array: true,
-          describe: "the message, or '-' to read stdin",
+          describe: "the message, or '-' to read stdin ('--' before text that starts with '-')",
         })
         .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own message' })
         .option('stdin', { type: 'boolean', hidden: true })
@@ -110,7 +110,8 @@ function send() {
         .example('$0 send bob hello there', 'one message; returns once it is safely in the relay')
         .example('seq 1000 | $0 send bob --lines', 'one message per line of stdin')
         .example('$0 send bob - < note.txt', 'stdin as one message')
-        .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement"),
+        .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement")
+        .example('$0 send bob -- -1 is less than 0', "text that starts with '-'"),
     handler: async (argv: SendArgs) => {
       const { peer: peerId, text: words = [] } = argv;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
@@ -384,7 +385,10 @@ function statusCommand() {
   };
 }
 
-/** yargs drops a lone '-' from positionals: `dmp send bob -` becomes `dmp send bob --stdin`. */
+/**
+ * yargs drops a lone '-' from positionals: `dmp send bob -` becomes `dmp send bob --stdin`. Only
+ * ever given the arguments before `--`: a '-' after it is text.
+ */
 function normalizeArgs(args: string[]): string[] {
   return joinOptionValues(args).map((arg) => (arg === '-' ? '--stdin' : arg));
 }

@@ -1,8 +1,8 @@
 /**
  * What users of other command-line tools expect of `dmp` and `dftp`, through real processes:
  * --version, an example on every help page, shell completion, one style and one exit status for
- * usage errors, Ctrl-C ending every command with 130 and one line, and messages of several lines
- * that cannot be mistaken for other senders.
+ * usage errors, `--` ending the options, Ctrl-C ending every command with 130 and one line, and
+ * messages of several lines that cannot be mistaken for other senders.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -225,6 +225,56 @@ describe('usage errors', () => {
       [],
       'nothing was sent',
     );
+  });
+});
+
+describe('-- ends the options', () => {
+  test('dftp send bob -- -rf -bs sends the files named -rf and -bs', { timeout: 90_000 }, async () => {
+    const p = await peers();
+    const src = join(p.root, 'src');
+    await mkdir(src);
+    await writeRandomFile(join(src, '-rf'), 40 * KiB);
+    await writeRandomFile(join(src, '-bs'), 30 * KiB);
+    const out = join(p.root, 'out');
+    const receiver = bg('dftp', ['receive', '--from', 'alice', '--out', out, '--count', '2', '--json'], {
+      home: p.bob,
+    });
+    // Options before `--` still count (-bs 16k is the block size); nothing after it is an option.
+    const sender = bg('dftp', ['send', 'bob', '-bs', '16k', '--json', '--', '-rf', '-bs'], {
+      home: p.alice,
+      cwd: src,
+    });
+    const [sent, got] = await settleAll([sender, receiver] as const);
+    assertExit(sent, 0);
+    assertExit(got, 0);
+    assert.deepEqual(await listTree(out), ['-bs', '-rf']);
+    for (const name of ['-rf', '-bs']) {
+      assert.equal(await fileSha256(join(out, name)), await fileSha256(join(src, name)), name);
+    }
+    const done = jsonLines<{ event: string; file: string }>(sent.stdout).filter((event) => event.event === 'done');
+    assert.deepEqual(done.map((event) => event.file).sort(), ['-bs', '-rf']);
+  });
+
+  test('dmp send bob -- sends words that look like options as text', async () => {
+    const p = await peers();
+    assertExit(await runDmp(['send', 'bob', '--', '-x', '-', '--lines'], { home: p.alice }), 0);
+    assertExit(await runDmp(['send', 'bob', 'one', '--', '--two'], { home: p.alice }), 0);
+    const got = await runDmp(['listen', '--count', '2', '--json', '--timeout', '15'], { home: p.bob });
+    assertExit(got, 0);
+    assert.deepEqual(
+      jsonLines<{ text: string }>(got.stdout).map((message) => message.text),
+      ['-x - --lines', 'one --two'],
+    );
+  });
+
+  test('an operand after -- is named as typed when a command takes none', async () => {
+    const home = join(await tempDir(), 'home');
+    const [receive, command] = await Promise.all([
+      runDftp(['receive', '--', '-x'], { home }),
+      runDmp(['--', 'send'], { home }),
+    ]);
+    assertUsage(receive, "dftp receive: unexpected argument '-x' (see dftp receive --help)");
+    assertUsage(command, "dmp: unknown command 'send' (see dmp --help)");
   });
 });
 
