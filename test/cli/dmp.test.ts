@@ -434,8 +434,8 @@ describe('dmp failures and usage', () => {
     let user: RunOptions = {};
     if (process.getuid?.() === 0) {
       // Root writes through any mode, so the child runs as nobody. Nobody may not be able to enter
-      // the folder of this checkout (a clone under /root is mode 700): it runs a copy of the CLI
-      // in a temp folder everyone can read, and owns its home.
+      // the folder of this checkout (a clone in root's home folder, mode 700): it runs a copy of
+      // the CLI in a temp folder everyone can read, and owns its home.
       const runnable = await copyRunnable();
       cleanups.push(runnable.cleanup);
       user = { uid: 65534, gid: 65534, root: runnable.root };
