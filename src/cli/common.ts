@@ -2,7 +2,8 @@
  * What the two commands share: the global options, opening the peer from flags/env/config,
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
-import yargs, { type Argv } from 'yargs';
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
 
 export interface GlobalArgs {
@@ -11,19 +12,32 @@ export interface GlobalArgs {
   key?: string;
   'key-file'?: string;
   home?: string;
-  poll?: number;
+  /** Milliseconds, as typed: parsed by parseWholeNumber so a bad value can be quoted as given. */
+  poll?: string;
   json?: boolean;
   verbose?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
   return yargs
-    .option('relay', { type: 'string', describe: 'the synced relay folder [env DMP_RELAY]' })
-    .option('id', { type: 'string', describe: "this peer's id, 1-32 of a-z 0-9 - [env DMP_ID]" })
-    .option('key', { type: 'string', describe: 'the relay key (Fernet) [env DMP_KEY]' })
-    .option('key-file', { type: 'string', describe: 'read the relay key from a file [env DMP_KEY_FILE]' })
-    .option('home', { type: 'string', describe: 'config, state and inbox of this peer [env DMP_HOME]' })
-    .option('poll', { type: 'number', describe: 'poll the relay every MS instead of native events [env DMP_POLL]' })
+    .option('relay', { type: 'string', requiresArg: true, describe: 'the synced relay folder [env DMP_RELAY]' })
+    .option('id', { type: 'string', requiresArg: true, describe: "this peer's id, 1-32 of a-z 0-9 - [env DMP_ID]" })
+    .option('key', { type: 'string', requiresArg: true, describe: 'the relay key (Fernet) [env DMP_KEY]' })
+    .option('key-file', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'read the relay key from a file [env DMP_KEY_FILE]',
+    })
+    .option('home', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'config, state and inbox of this peer [env DMP_HOME]',
+    })
+    .option('poll', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'poll the relay every MS instead of native events [env DMP_POLL]',
+    })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
     .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
@@ -36,6 +50,7 @@ const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home
 /**
  * `--key -abc...` must keep its value: a Fernet key can start with '-', which yargs would read
  * as a bundle of short flags. Values of the options that take one are joined as `--key=-abc...`.
+ * Give it only the arguments before `--` (see hideOperands).
  */
 export function joinOptionValues(args: string[]): string[] {
   const joined: string[] = [];
@@ -48,6 +63,44 @@ export function joinOptionValues(args: string[]): string[] {
     } else joined.push(arg);
   }
   return joined;
+}
+
+/**
+ * `--` ends the options: what follows is operands only (file names, message text), never options,
+ * and reaches the command unchanged however it is spelled (`dftp send bob -- -rf` sends the file
+ * named `-rf`). yargs cannot be trusted with them: it leaves them out of a command's positional
+ * arguments, and reads `-rf` as flags when it parses those again. So yargs sees a placeholder for
+ * each operand, which no parser reads as an option, and `restoreOperands` puts the operands back
+ * before the handler runs.
+ */
+export function hideOperands(args: readonly string[]): { args: string[]; operands: string[] } {
+  const at = args.indexOf('--');
+  if (at < 0) return { args: [...args], operands: [] };
+  const operands = args.slice(at + 1);
+  return { args: [...args.slice(0, at), ...operands.map((_, index) => placeholder(index))], operands };
+}
+
+const PLACEHOLDER = /^\u0000operand-(\d+)\u0000$/;
+
+function placeholder(index: number): string {
+  return `\u0000operand-${index}\u0000`;
+}
+
+/** The operand a placeholder stands for (any other text unchanged). */
+function restoreOperand(text: string, operands: readonly string[]): string {
+  const index = PLACEHOLDER.exec(text)?.[1];
+  return index === undefined ? text : (operands[Number(index)] ?? text);
+}
+
+/** Puts the operands back wherever yargs placed their placeholders in `argv`. */
+function restoreOperands(argv: Record<string, unknown>, operands: readonly string[]): void {
+  if (operands.length === 0) return;
+  for (const [name, value] of Object.entries(argv)) {
+    if (typeof value === 'string') argv[name] = restoreOperand(value, operands);
+    else if (Array.isArray(value)) {
+      argv[name] = value.map((item) => (typeof item === 'string' ? restoreOperand(item, operands) : item));
+    }
+  }
 }
 
 /** Human log lines on stderr: warnings always, debug with --verbose. */
@@ -88,7 +141,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     key: argv.key,
     keyFile: argv['key-file'],
     home: argv.home,
-    poll: argv.poll,
+    poll: parseWholeNumber(argv.poll, 'poll', 'milliseconds'),
     quota: argv.quota,
   });
   return {
@@ -106,32 +159,94 @@ export async function openPeer(argv: GlobalArgs & { quota?: string }, program: s
   return Peer.open(await peerOptions(argv, program));
 }
 
-/** An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. */
-export function interruptSignal(): AbortSignal {
-  const controller = new AbortController();
-  const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort(new DmpError('ABORTED', `interrupted by ${name}`));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return controller.signal;
+export const EXIT_USAGE = 2;
+/** 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * Ctrl-C for the whole run of a program. Until a command says it can stop cleanly (by asking for
+ * `interruptSignal()`), SIGINT ends the process at once; after that, the first SIGINT (or
+ * SIGTERM) aborts the command's signal and the command winds down, and a second one ends the
+ * process at once. Either way a Ctrl-C ends with exit 130 and one line.
+ */
+class Interrupts {
+  private readonly controller = new AbortController();
+  private listening = false;
+  private resumable = false;
+  /** The first SIGINT or SIGTERM received. */
+  received: NodeJS.Signals | undefined;
+
+  constructor(private readonly program: string) {}
+
+  /** Catches SIGINT from the start, so no Ctrl-C ends a command without its line and status. */
+  install(): void {
+    process.on('SIGINT', () => this.onSignal('SIGINT'));
+  }
+
+  signal(options: { resumable?: boolean }): AbortSignal {
+    this.resumable ||= options.resumable ?? false;
+    if (!this.listening) {
+      this.listening = true;
+      // SIGTERM keeps its meaning of a clean stop (the daemon exits 0 on it); it only becomes an
+      // interruption for the commands that can stop cleanly.
+      process.on('SIGTERM', () => this.onSignal('SIGTERM'));
+    }
+    return this.controller.signal;
+  }
+
+  /** The line for a Ctrl-C. */
+  line(): string {
+    return `${this.program}: interrupted${this.resumable ? '; run the same command again to resume' : ''}\n`;
+  }
+
+  private onSignal(name: NodeJS.Signals): void {
+    if (this.received !== undefined || !this.listening) {
+      // A second signal, or nothing to wind down: leave now.
+      process.stderr.write(this.line());
+      // A progress bar hides the cursor; never leave the terminal without one.
+      if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    this.received = name;
+    this.controller.abort(new DmpError('ABORTED', `interrupted by ${name}`));
+  }
 }
 
-export const EXIT_USAGE = 2;
+let interrupts: Interrupts | undefined;
 
-/** Prints one line for an error and returns the exit status. */
-export function reportError(program: string, error: unknown): number {
+/**
+ * An AbortSignal that fires on SIGINT or SIGTERM; a second signal exits at once. `resumable`:
+ * the Ctrl-C line tells the user to run the same command again to resume.
+ */
+export function interruptSignal(options: { resumable?: boolean } = {}): AbortSignal {
+  if (interrupts === undefined) throw new Error('interruptSignal() is for commands run by runProgram()');
+  return interrupts.signal(options);
+}
+
+/** Prints one line for an error and returns the exit status. `command`: the subcommand that ran. */
+export function reportError(program: string, error: unknown, command?: string): number {
   if (isDmpError(error)) {
+    // A malformed key is a mistake in what was typed or configured, like a malformed id.
+    if (error.code === 'USAGE' || error.code === 'BAD_KEY') {
+      process.stderr.write(usageLine(program, command, error.message));
+      return EXIT_USAGE;
+    }
     process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
-    if (error.code === 'USAGE') return EXIT_USAGE;
-    if (error.code === 'ABORTED') return 130;
+    if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
   if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
+}
+
+/** Every usage error reads the same: `dftp send: what is wrong (see dftp send --help)`. */
+function usageLine(program: string, command: string | undefined, message: string): string {
+  const where = command === undefined ? program : `${program} ${command}`;
+  // Messages of the library may name the command themselves ("dmp init needs --relay DIR").
+  const text = message.startsWith(`${where} `) ? message.slice(where.length + 1) : message;
+  return `${where}: ${sanitize(text)} (see ${where} --help)\n`;
 }
 
 export function printJson(value: unknown): void {
@@ -145,43 +260,201 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A --count must be a whole number of at least 1 (usage error otherwise). */
-export function checkCount(value: number | undefined): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-    throw new DmpError('USAGE', `invalid --count '${value}'`);
-  }
+/**
+ * Number options are declared as strings and parsed here: yargs turns `--count x` into NaN, and
+ * the message must quote what was typed. A repeated option (an array) counts with its last value.
+ */
+function optionText(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value.at(-1);
 }
 
-export function secondsToMs(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value < 0) throw new DmpError('USAGE', `invalid --${name} '${value}' (seconds)`);
-  return value * 1000;
+/** A --count: a whole number of at least 1 (usage error otherwise). */
+export function parseCount(value: string | readonly string[] | undefined): number | undefined {
+  return parseWholeNumber(value, 'count');
+}
+
+/** A whole number of at least 1 (`unit` names what it counts, for the message). */
+export function parseWholeNumber(
+  value: string | readonly string[] | undefined,
+  name: string,
+  unit?: string,
+): number | undefined {
+  const text = optionText(value);
+  if (text === undefined) return undefined;
+  const number = Number(text.trim());
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(number) || number < 1) {
+    const what = unit === undefined ? 'a whole number of at least 1' : `a whole number of ${unit}, at least 1`;
+    throw new DmpError('USAGE', `invalid --${name} '${text}': give ${what}`);
+  }
+  return number;
+}
+
+/** Seconds (fractions allowed, 0 or more) as milliseconds. */
+export function secondsToMs(value: string | readonly string[] | undefined, name: string): number | undefined {
+  const text = optionText(value);
+  if (text === undefined) return undefined;
+  const seconds = Number(text.trim());
+  if (!/^\s*(\d+\.?\d*|\.\d+)\s*$/.test(text) || !Number.isFinite(seconds)) {
+    throw new DmpError('USAGE', `invalid --${name} '${text}': give a number of seconds, 0 or more`);
+  }
+  return seconds * 1000;
+}
+
+/** A command module; each types the arguments its handler takes. */
+export interface Command {
+  /** `name <positional> [more..]`, as yargs reads it. */
+  command: string;
+  describe: string;
+  /** What to say when positional arguments are missing, e.g. 'give a peer and at least one file'. */
+  missing?: string;
+  builder?: (y: Argv) => Argv<unknown>;
+  handler: (argv: never) => void | Promise<void>;
+}
+
+export interface ProgramSpec {
+  name: 'dmp' | 'dftp';
+  /** One sentence for the top of --help. */
+  about: string;
+  /** Shown under Examples: in `<name> --help`. */
+  examples: readonly (readonly [string, string])[];
+  commands: readonly Command[];
+  /** Rewrites spellings yargs does not know; it only ever sees the arguments before `--`. */
+  normalize?: (args: string[]) => string[];
 }
 
 /**
- * Runs a program's commands: strict parsing, help, one-line usage errors (exit 2), one-line
- * failures (exit 1), and an explicit exit, so that watchers and lock timers never keep a
- * finished command alive.
+ * Turns yargs' own messages into the program's style: what to do, not what the parser counted.
+ * `args`: what yargs was given, to tell an unknown option from an unexpected operand.
  */
-export function runProgram(program: string, about: string, withCommands: (parser: Argv) => Argv, args: string[]): void {
+function usageMessage(
+  message: string,
+  command: Command | undefined,
+  args: readonly string[],
+  operands: readonly string[],
+): string {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (unknown) {
+    const asOption = (name: string) =>
+      args.find(
+        (arg) => arg === `--${name}` || arg.startsWith(`--${name}=`) || arg === `--no-${name}` || arg === `-${name}`,
+      );
+    const names = (unknown[1] ?? '').split(', ');
+    // An unknown command explains the rest: its options are unknown because it is.
+    const operand = names.find((name) => asOption(name) === undefined);
+    if (operand !== undefined) {
+      const text = restoreOperand(operand, operands);
+      return command === undefined ? `unknown command '${text}'` : `unexpected argument '${text}'`;
+    }
+    return `unknown option ${asOption(names[0] ?? '')?.split('=')[0]}`;
+  }
+  if (/^Not enough non-option arguments/.test(message)) return command?.missing ?? 'give a command';
+  const noValue = /^Not enough arguments following: (.+)$/.exec(message);
+  if (noValue) {
+    const name = noValue[1] ?? '';
+    return `${name.length === 1 ? '-' : '--'}${name} needs a value`;
+  }
+  return message.charAt(0).toLowerCase() + message.slice(1).replace(/\.$/, '');
+}
+
+const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
+
+/** The version in package.json (dist/src/cli/ is three levels below the package root). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version?: unknown };
+    if (typeof manifest.version === 'string') return manifest.version;
+  } catch {
+    // Reported below.
+  }
+  return 'unknown (no package.json beside the program)';
+}
+
+/**
+ * Runs a program's commands: strict parsing, help with examples, --version, shell completion,
+ * one-line usage errors (exit 2), one-line failures (exit 1), Ctrl-C (exit 130), and an explicit
+ * exit, so that watchers and lock timers never keep a finished command alive.
+ */
+export function runProgram(spec: ProgramSpec, args: string[]): void {
+  const program = spec.name;
+  const interrupt = new Interrupts(program);
+  interrupts = interrupt;
+  interrupt.install();
+  // The shell's completion script hands yargs the whole command line as typed, `--` included.
+  const completing = args.includes('--get-yargs-completions');
+  const { args: visible, operands } = completing ? { args, operands: [] } : hideOperands(args);
+  const optionCount = visible.length - operands.length;
+  const options = visible.slice(0, optionCount);
+  const parsed = [
+    ...(spec.normalize && !completing ? spec.normalize(options) : options),
+    ...visible.slice(optionCount),
+  ];
+  /** The command yargs chose (its builder ran), so that a usage error names it. */
+  let command: Command | undefined;
+
+  let parser = yargs(parsed)
+    .scriptName(program)
+    .usage(`$0 <command> [options]\n\n${spec.about}`)
+    .middleware((argv) => restoreOperands(argv, operands));
+  // Our own completion command rather than yargs' .completion(), so that its --help is a help page
+  // with examples like every other; yargs answers --get-yargs-completions either way.
+  const completion: Command = {
+    command: 'completion',
+    describe: 'print a shell completion script for the shell in $SHELL (bash or zsh)',
+    builder: (y: Argv) =>
+      y
+        .example(`$0 completion >> ~/.bashrc`, `complete ${program}'s commands and options in bash`)
+        .example(`SHELL=zsh $0 completion >> ~/.zshrc`, 'the same for zsh'),
+    handler: () => {
+      parser.showCompletionScript();
+    },
+  };
+  for (const module of [...spec.commands, completion]) {
+    const failInCommand = (message: string | null, error: Error | null): never => {
+      if (error && error.name !== 'YError') throw error;
+      throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', module, parsed, operands));
+    };
+    parser = parser.command({
+      ...module,
+      builder: (y: Argv) => {
+        command = module;
+        // A command's own fail handler runs first, so yargs' complaints name the command.
+        return (module.builder ? module.builder(y) : y).fail(failInCommand);
+      },
+    } as unknown as CommandModule);
+  }
+  for (const [example, description] of spec.examples) parser = parser.example(example, description);
   // Inside an async function: yargs throws usage errors synchronously from parseAsync.
   const run = async () =>
-    withCommands(yargs(args).scriptName(program).usage(`$0 <command> [options]\n\n${about}`))
+    parser
       .demandCommand(1, 'give a command')
       .strict()
       .help()
       .alias('help', 'h')
-      .version(false)
+      .version(packageVersion())
       .wrap(Math.min(100, process.stderr.columns ?? 100))
       .fail((message, error) => {
-        if (error) throw error;
-        throw new DmpError('USAGE', `${message} (see ${program} --help)`);
+        // Errors of the handlers pass through; yargs' own (a YError) are usage errors.
+        if (error && error.name !== 'YError') throw error;
+        throw new DmpError('USAGE', usageMessage(message ?? error?.message ?? '', command, parsed, operands));
       })
       .parseAsync();
   run().then(
-    () => exit(0),
-    (error: unknown) => exit(reportError(program, error)),
+    () => finish(),
+    (error: unknown) => finish({ error }),
   );
+
+  function finish(failure?: { error: unknown }): void {
+    if (interrupt.received === 'SIGINT') {
+      // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
+      process.stderr.write(interrupt.line());
+      exit(EXIT_INTERRUPTED);
+    } else exit(failure === undefined ? 0 : reportError(program, failure.error, commandName(command)));
+  }
+}
+
+/** `send <peer> <paths..>` -> send. */
+function commandName(command: Command | undefined): string | undefined {
+  return command?.command.split(' ')[0];
 }
 
 function exit(status: number): void {

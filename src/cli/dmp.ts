@@ -18,11 +18,11 @@ import {
   runDaemon,
 } from '../index.js';
 import {
-  checkCount,
   type GlobalArgs,
   interruptSignal,
   joinOptionValues,
   openPeer,
+  parseCount,
   peerOptions,
   printJson,
   readStdin,
@@ -38,6 +38,7 @@ function keygen() {
   return {
     command: 'keygen',
     describe: 'print a new relay key (same form as Python Fernet.generate_key())',
+    builder: (y: Argv) => y.example('$0 keygen > relay.key', 'a new key in a file, for dmp init --key-file relay.key'),
     handler: () => {
       process.stdout.write(`${generateKey()}\n`);
     },
@@ -48,7 +49,10 @@ function init() {
   return {
     command: 'init',
     describe: 'write the config in DMP_HOME and create this peer in the relay',
-    builder: (y: Argv) => withGlobalOptions(y),
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .example('$0 init --relay ~/Dropbox/relay --id alice', 'the first peer: prints a new key to share')
+        .example("$0 init --relay ~/Dropbox/relay --id bob --key 'KEY...'", 'the other peers, with that key'),
     handler: async (argv: GlobalArgs) => {
       const result = await initPeer({
         relay: argv.relay,
@@ -78,33 +82,39 @@ function init() {
 
 interface SendArgs extends GlobalArgs {
   peer: string;
-  text: string[];
+  text?: string[];
   lines?: boolean;
   /** Set by normalizeArgs for a lone '-', which yargs drops from positionals. */
   stdin?: boolean;
   wait?: boolean;
-  timeout?: number;
+  timeout?: string;
 }
 
 function send() {
   return {
     command: 'send <peer> [text..]',
     describe: "send a message: words, '-' for stdin as one message, or --lines for one per line",
+    missing: 'give a peer and a message',
     builder: (y: Argv) =>
       withGlobalOptions(y)
-        .positional('peer', { type: 'string', demandOption: true, describe: 'the recipient' })
+        .positional('peer', { type: 'string', describe: 'the recipient' })
         .positional('text', {
           type: 'string',
           array: true,
-          default: [] as string[],
-          describe: "the message, or '-' to read stdin",
+          describe: "the message, or '-' to read stdin ('--' before text that starts with '-')",
         })
         .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own message' })
         .option('stdin', { type: 'boolean', hidden: true })
         .option('wait', { type: 'boolean', describe: "wait for the peer's acknowledgement" })
-        .option('timeout', { type: 'number', describe: 'with --wait: give up after S seconds' }),
+        .option('timeout', { type: 'string', requiresArg: true, describe: 'with --wait: give up after S seconds' })
+        .example('$0 send bob hello there', 'one message; returns once it is safely in the relay')
+        .example('seq 1000 | $0 send bob --lines', 'one message per line of stdin')
+        .example('$0 send bob - < note.txt', 'stdin as one message')
+        .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement")
+        .example('$0 send bob -- -1 is less than 0', "text that starts with '-'"),
     handler: async (argv: SendArgs) => {
-      const words = argv.text ?? [];
+      const { peer: peerId, text: words = [] } = argv;
+      const timeoutMs = secondsToMs(argv.timeout, 'timeout');
       let texts: string[];
       if (argv.lines) {
         if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
@@ -122,19 +132,19 @@ function send() {
       const signal = interruptSignal();
       try {
         let warned = false;
-        const seqs = await peer.send(argv.peer, texts, {
+        const seqs = await peer.send(peerId, texts, {
           wait: argv.wait,
-          timeoutMs: secondsToMs(argv.timeout, 'timeout'),
+          timeoutMs,
           signal,
           onWaiting: () => {
-            if (!warned) process.stderr.write(`dmp: relay quota full, waiting for ${sanitize(argv.peer)}…\n`);
+            if (!warned) process.stderr.write(`dmp: relay quota full, waiting for ${sanitize(peerId)}…\n`);
             warned = true;
           },
         });
         if (argv.json)
           printJson({
             event: 'sent',
-            to: argv.peer,
+            to: peerId,
             count: seqs.length,
             first: seqs[0],
             last: seqs.at(-1),
@@ -143,7 +153,7 @@ function send() {
         else if (seqs.length > 0) {
           const range = seqs.length === 1 ? `#${seqs[0]}` : `#${seqs[0]}-${seqs.at(-1)}`;
           process.stderr.write(
-            `dmp: ${seqs.length} message${seqs.length === 1 ? '' : 's'} ${argv.wait ? 'delivered to' : 'sent to'} ${argv.peer} (${range})\n`,
+            `dmp: ${seqs.length} message${seqs.length === 1 ? '' : 's'} ${argv.wait ? 'delivered to' : 'sent to'} ${peerId} (${range})\n`,
           );
         }
       } finally {
@@ -155,8 +165,19 @@ function send() {
 
 interface ListenArgs extends GlobalArgs {
   from?: string;
-  count?: number;
-  timeout?: number;
+  count?: string;
+  timeout?: string;
+}
+
+/**
+ * A message as lines for a person: the sender on the first line and every further line indented
+ * by two spaces, so that no line of a message can pass for one from another sender. One final
+ * line break is not shown as an empty line; control characters other than line breaks are escaped.
+ */
+function formatMessage(from: string, text: string): string {
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  const [first, ...rest] = body.split(/\r?\n/).map(sanitize);
+  return `${[`${from}: ${first ?? ''}`, ...rest.map((line) => `  ${line}`)].join('\n')}\n`;
 }
 
 function printMessage(message: InboxMessage, json: boolean): void {
@@ -169,9 +190,7 @@ function printMessage(message: InboxMessage, json: boolean): void {
       receivedAt: new Date(message.receivedAt).toISOString(),
     });
   } else {
-    // Keep line breaks of multi-line messages; escape every other control character.
-    const text = message.text.split('\n').map(sanitize).join('\n');
-    process.stdout.write(`${message.from}: ${text}\n`);
+    process.stdout.write(formatMessage(message.from, message.text));
   }
 }
 
@@ -181,18 +200,25 @@ function listen() {
     describe: 'print incoming messages as they arrive (and answer pings)',
     builder: (y: Argv) =>
       withGlobalOptions(y)
-        .option('from', { type: 'string', describe: 'only messages from this peer' })
-        .option('count', { type: 'number', alias: 'c', describe: 'exit 0 after N messages' })
-        .option('timeout', { type: 'number', describe: 'exit 1 if the messages have not come within S seconds' }),
+        .option('from', { type: 'string', requiresArg: true, describe: 'only messages from this peer' })
+        .option('count', { type: 'string', requiresArg: true, alias: 'c', describe: 'exit 0 after N messages' })
+        .option('timeout', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'exit 1 if the messages have not come within S seconds',
+        })
+        .example('$0 listen', 'print messages until Ctrl-C')
+        .example('$0 listen --from alice --count 1 --timeout 60', "wait up to a minute for alice's next message")
+        .example('$0 listen --json', 'one JSON object per message, for scripts'),
     handler: async (argv: ListenArgs) => {
-      checkCount(argv.count);
+      const count = parseCount(argv.count);
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
         await peer.listen({
           from: argv.from,
-          count: argv.count,
+          count,
           timeoutMs,
           signal,
           onMessage: (message) => printMessage(message, argv.json ?? false),
@@ -209,52 +235,66 @@ function listen() {
 
 interface PingArgs extends GlobalArgs {
   peer: string;
-  count: number;
-  interval: number;
-  timeout: number;
+  count?: string;
+  interval?: string;
+  timeout?: string;
 }
 
 function pingCommand() {
   return {
     command: 'ping <peer>',
     describe: 'measure the round trip to a peer through the relay, like ping(8)',
+    missing: 'give the peer to ping',
     builder: (y: Argv) =>
       withGlobalOptions(y)
-        .positional('peer', { type: 'string', demandOption: true, describe: 'the peer to ping' })
-        .option('count', { type: 'number', alias: 'c', default: 4, describe: 'how many pings' })
-        .option('interval', { type: 'number', alias: 'i', default: 1, describe: 'seconds between pings' })
-        .option('timeout', { type: 'number', alias: 'W', default: 10, describe: 'seconds to wait for each reply' }),
+        .positional('peer', { type: 'string', describe: 'the peer to ping' })
+        .option('count', { type: 'string', requiresArg: true, alias: 'c', describe: 'how many pings (default 4)' })
+        .option('interval', {
+          type: 'string',
+          requiresArg: true,
+          alias: 'i',
+          describe: 'seconds between pings (default 1)',
+        })
+        .option('timeout', {
+          type: 'string',
+          requiresArg: true,
+          alias: 'W',
+          describe: 'seconds to wait for each reply (default 10)',
+        })
+        .example('$0 ping bob', 'four pings, one a second')
+        .example('$0 ping bob -c 3 -i 0.2 -W 30', 'three pings, 0.2 s apart, waiting up to 30 s for each'),
     handler: async (argv: PingArgs) => {
-      checkCount(argv.count);
+      const peerId = argv.peer;
+      const count = parseCount(argv.count) ?? 4;
       const intervalMs = secondsToMs(argv.interval, 'interval') ?? 1000;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout') ?? 10_000;
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       const json = argv.json ?? false;
       try {
-        if (!json) process.stdout.write(`PING ${argv.peer} through the relay\n`);
+        if (!json) process.stdout.write(`PING ${peerId} through the relay\n`);
         let sent = 0;
-        const replies = await peer.ping(argv.peer, {
-          count: argv.count,
+        const replies = await peer.ping(peerId, {
+          count,
           intervalMs,
           timeoutMs,
           signal,
           onReply: (reply) => {
             sent = reply.seq;
             if (json) printJson({ seq: reply.seq, rttMs: Number(reply.rttMs.toFixed(3)) });
-            else process.stdout.write(`reply from ${argv.peer}: seq=${reply.seq} time=${reply.rttMs.toFixed(2)} ms\n`);
+            else process.stdout.write(`reply from ${peerId}: seq=${reply.seq} time=${reply.rttMs.toFixed(2)} ms\n`);
           },
           onTimeout: (seq) => {
             sent = seq;
             if (json) printJson({ seq, timeout: true });
-            else process.stdout.write(`no reply from ${argv.peer}: seq=${seq} (waited ${argv.timeout} s)\n`);
+            else process.stdout.write(`no reply from ${peerId}: seq=${seq} (waited ${timeoutMs / 1000} s)\n`);
           },
         });
         const rtts = replies.map((reply) => reply.rttMs);
         if (!json) {
           const loss = sent === 0 ? 100 : Math.round(((sent - replies.length) / sent) * 100);
           process.stdout.write(
-            `--- ${argv.peer} ping statistics ---\n${sent} sent, ${replies.length} received, ${loss}% loss\n`,
+            `--- ${peerId} ping statistics ---\n${sent} sent, ${replies.length} received, ${loss}% loss\n`,
           );
           if (rtts.length > 0) {
             const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
@@ -264,7 +304,7 @@ function pingCommand() {
           }
         }
         if (replies.length === 0)
-          throw new DmpError('TIMEOUT', `no reply from ${argv.peer} (is dmp listen or the daemon running there?)`);
+          throw new DmpError('TIMEOUT', `no reply from ${peerId} (is dmp listen or the daemon running there?)`);
       } finally {
         peer.close();
       }
@@ -283,8 +323,18 @@ function daemonCommand() {
     describe: 'run unattended: answer pings, receive messages and files, send what lands in the outbox',
     builder: (y: Argv) =>
       withGlobalOptions(y)
-        .option('inbox', { type: 'string', describe: 'where received files land (default DMP_HOME/inbox/<sender>/)' })
-        .option('quota', { type: 'string', describe: 'most bytes this peer may hold in the relay (default 64m)' }),
+        .option('inbox', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'where received files land (default DMP_HOME/inbox/<sender>/)',
+        })
+        .option('quota', {
+          type: 'string',
+          requiresArg: true,
+          describe: 'most bytes this peer may hold in the relay (default 64m)',
+        })
+        .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
+        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
       const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
@@ -297,7 +347,10 @@ function statusCommand() {
   return {
     command: 'status',
     describe: 'show the daemon, peers, messages waiting, transfers, the spool and the relay quota',
-    builder: (y: Argv) => withGlobalOptions(y),
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .example('$0 status', 'what this peer is doing')
+        .example('$0 status --json', 'the same as one JSON object'),
     handler: async (argv: GlobalArgs) => {
       const peer = await Peer.open({ ...(await peerOptions(argv, PROGRAM)), inspectOnly: true });
       try {
@@ -332,22 +385,25 @@ function statusCommand() {
   };
 }
 
-/** yargs drops a lone '-' from positionals: `dmp send bob -` becomes `dmp send bob --stdin`. */
+/**
+ * yargs drops a lone '-' from positionals: `dmp send bob -` becomes `dmp send bob --stdin`. Only
+ * ever given the arguments before `--`: a '-' after it is text.
+ */
 function normalizeArgs(args: string[]): string[] {
   return joinOptionValues(args).map((arg) => (arg === '-' ? '--stdin' : arg));
 }
 
 runProgram(
-  PROGRAM,
-  'Messages and ping through a folder that something else keeps in sync.',
-  (y) =>
-    y
-      .command(keygen())
-      .command(init())
-      .command(send())
-      .command(listen())
-      .command(pingCommand())
-      .command(daemonCommand())
-      .command(statusCommand()),
-  normalizeArgs(hideBin(process.argv)),
+  {
+    name: PROGRAM,
+    about: 'Messages and ping through a folder that something else keeps in sync.',
+    examples: [
+      ['$0 init --relay ~/Dropbox/relay --id alice', 'once per peer: the relay folder and this peer’s id'],
+      ['$0 send bob hello there', 'a message to bob'],
+      ['$0 listen', 'print messages as they arrive'],
+    ],
+    commands: [keygen(), init(), send(), listen(), pingCommand(), daemonCommand(), statusCommand()],
+    normalize: normalizeArgs,
+  },
+  hideBin(process.argv),
 );

@@ -207,9 +207,9 @@ describe('dmp keygen and init', () => {
     });
     assertExit(flagRelay, 0);
 
-    // key: a malformed DMP_KEY beats the config's good key; --key beats DMP_KEY.
+    // key: a malformed DMP_KEY beats the config's good key (a usage error); --key beats DMP_KEY.
     const envKey = await runDmp(['send', 'bob', 'x'], { home: p.alice, env: { DMP_KEY: 'not-a-key' } });
-    assertOneLineFailure(envKey, 1, /key/i);
+    assertOneLineFailure(envKey, 2, /key/i);
     const flagKey = await runDmp(['send', 'bob', 'x', `--key=${p.key}`], {
       home: p.alice,
       env: { DMP_KEY: 'not-a-key' },
@@ -438,8 +438,8 @@ describe('dmp failures and usage', () => {
     let user: RunOptions = {};
     if (process.getuid?.() === 0) {
       // Root writes through any mode, so the child runs as nobody. Nobody may not be able to enter
-      // the folder of this checkout (a clone under /root is mode 700): it runs a copy of the CLI
-      // in a temp folder everyone can read, and owns its home.
+      // the folder of this checkout (a clone in root's home folder, mode 700): it runs a copy of
+      // the CLI in a temp folder everyone can read, and owns its home.
       const runnable = await copyRunnable();
       cleanups.push(runnable.cleanup);
       user = { uid: 65534, gid: 65534, root: runnable.root };
@@ -496,7 +496,7 @@ describe('dmp failures and usage', () => {
     const cases = [['send'], ['ping', 'bob', '-c', '0'], ['bogus'], [], ['listen', '--count', '0']];
     const results = await Promise.all(cases.map((args) => runDmp(args, { home })));
     for (const result of results) {
-      assertOneLineFailure(result, 2, /^dmp: /);
+      assertOneLineFailure(result, 2, /^dmp( [a-z]+)?: .+ \(see dmp( [a-z]+)? --help\)$/);
       assert.equal(result.stdout, '', describeResult(result));
     }
   });

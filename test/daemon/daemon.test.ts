@@ -355,7 +355,7 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     await waitForCopy(join(bob, 'inbox', 'alice', 'next.bin'), 100 * KiB, await fileSha256(next));
   });
 
-  test('one daemon per peer; SIGTERM and SIGINT stop it gracefully, even mid-transfer', async () => {
+  test('one daemon per peer; SIGTERM and SIGINT stop it gracefully, even mid-transfer (SIGTERM exit 0, SIGINT 130)', async () => {
     const { root, alice, bob } = await peers();
     // A transfer in flight: bob runs no daemon yet, so it fills the small quota and waits.
     const daemonArgs = ['--quota', '2m', '--verbose'];
@@ -402,7 +402,9 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     assert.equal(ping.code, 0, describeResult(ping));
     const interrupted = await stopDaemon(again, 'SIGINT', 10_000);
     assert.equal(interrupted.signal, null, describeResult(interrupted));
-    assert.equal(interrupted.code, 0, describeResult(interrupted));
+    // Ctrl-C ends every command with 130 and one line; the daemon still stops cleanly first.
+    assert.equal(interrupted.code, 130, describeResult(interrupted));
+    assert.equal(lines(interrupted.stderr).at(-1), 'dmp: interrupted', describeResult(interrupted));
     assert.equal(parseLog(interrupted.stderr).at(-1)?.event, 'daemon-stopped', describeResult(interrupted));
     const bobStopped = await stopDaemon(bobDaemon);
     assert.equal(bobStopped.code, 0, describeResult(bobStopped));

@@ -315,7 +315,7 @@ export async function makePeers(prefix = 'dmp-cli-'): Promise<Peers> {
  * Copies what the compiled CLI needs to run (package.json, dist/src and the packages it loads)
  * into a new temp folder that every user may read, and returns it for `RunOptions.root`. Tests
  * that run the CLI as another user use it, so they do not depend on that user being able to enter
- * the folder of the checkout (a clone under /root is mode 700).
+ * the folder of the checkout (a clone in root's home folder, mode 700).
  */
 export async function copyRunnable(): Promise<{ root: string; cleanup(): Promise<void> }> {
   const root = await makeTempDir('dmp-runnable-');
