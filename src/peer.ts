@@ -327,7 +327,7 @@ export class Peer {
     const printer = new Wakeup(clock);
     const show = async () => {
       for (const peer of from ? [from] : await this.peers()) {
-        if (options.count !== undefined && shown >= options.count) return;
+        if (options.count !== undefined && shown >= options.count) break;
         const cursorPath = home.stream(peer, 'inbox.read');
         const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
         const { records, ends } = await inboxOf(home, peer).read(cursor.offset);
