@@ -51,7 +51,16 @@ export class PingResponder implements IncomingHandler {
       const { envelope: ping } = openEnvelope(this.ctx, peer, name, read, { kind: PING });
       if (!ping || ping.body.nonce !== nonce) continue;
       if (this.ctx.clock.now() - ping.sentAt > PING_MAX_AGE_MS) continue;
-      const pong: Envelope = { ...ping, type: PONG.type, from: this.ctx.self, to: peer, sentAt: this.ctx.clock.now() };
+      // Built from the checked fields alone: nothing else of the ping is echoed.
+      const pong: Envelope<PingBody> = {
+        v: PROTOCOL_VERSION,
+        type: PONG.type,
+        from: this.ctx.self,
+        to: peer,
+        seq: ping.seq,
+        sentAt: this.ctx.clock.now(),
+        body: { nonce },
+      };
       await this.ctx.relay.publish(peer, [{ name: pongName(nonce), data: sealEnvelope(this.ctx, pong) }], {
         durable: false,
       });

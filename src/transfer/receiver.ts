@@ -13,7 +13,7 @@
  *   replaced unless the user said --overwrite.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, mkdir, open, statfs, unlink, utimes } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
@@ -31,7 +31,7 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { OFFER, STATUS, type Status } from './control.js';
+import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
 import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
@@ -426,9 +426,10 @@ export class TransferReceiver implements IncomingHandler {
   private async verifyAndPlace(incoming: Incoming): Promise<TransferEvent> {
     const { state } = incoming;
     const file = state.parts.join('/');
+    const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
+    if (digest === state.sha256 && digest !== undefined) await this.restoreTime(incoming);
     await incoming.handle?.close();
     incoming.handle = undefined;
-    const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
     if (digest === undefined || digest !== state.sha256) {
       await unlink(state.partial).catch(() => {});
       state.state = 'failed';
@@ -436,8 +437,6 @@ export class TransferReceiver implements IncomingHandler {
       await writeJsonFile(this.statePath(state.peer, state.tid), state);
       return { event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason };
     }
-    // Seconds as a number keep the sub-millisecond part that a Date would drop.
-    await utimes(state.partial, this.ctx.clock.now() / 1000, state.offer.mtimeMs / 1000);
     const target = resolveInside(state.out, state.parts);
     state.path = await placeFile(state.partial, target, this.options.overwrite ?? false);
     await syncDirectory(dirname(state.path));
@@ -453,6 +452,32 @@ export class TransferReceiver implements IncomingHandler {
       bytes: state.offer.size,
       sha256: digest,
     };
+  }
+
+  /**
+   * Gives the verified partial the sender's modification time, through its open handle (a path
+   * could have been swapped for a link meanwhile). Only a sane time is set: a state kept from
+   * before offers were checked may hold 1e300, which utimes refuses (EINVAL). A time that
+   * cannot be set is not a reason to fail a verified file: it keeps the time it has.
+   */
+  private async restoreTime(incoming: Incoming): Promise<void> {
+    const { state } = incoming;
+    const mtimeMs = state.offer.mtimeMs;
+    const handle = incoming.handle;
+    if (!handle || !(Number.isFinite(mtimeMs) && mtimeMs >= 0 && mtimeMs <= MAX_MTIME_MS)) {
+      this.ctx.logger.log('warn', 'mtime-not-restored', { peer: state.peer, file: state.parts.join('/') });
+      return;
+    }
+    try {
+      // Seconds as a number keep the sub-millisecond part that a Date would drop.
+      await handle.utimes(this.ctx.clock.now() / 1000, mtimeMs / 1000);
+    } catch (error) {
+      this.ctx.logger.log('warn', 'mtime-not-restored', {
+        peer: state.peer,
+        file: state.parts.join('/'),
+        error: errnoCode(error) ?? String(error),
+      });
+    }
   }
 
   private async publishStatus(incoming: Incoming, force = false): Promise<void> {
