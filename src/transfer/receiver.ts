@@ -15,13 +15,16 @@
 import { createHash, type Hash } from 'node:crypto';
 import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
-import { PROTOCOL_VERSION } from '../node/envelope.js';
+import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { IncomingHandler, NodeComponents } from '../node/node.js';
 import { openEnvelope, rejected, sealEnvelope } from '../node/open.js';
 import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
+import { CHUNK_OVERHEAD } from './block-size.js';
 import {
   type ChunkPlan,
   checkChunk,
@@ -75,7 +78,7 @@ interface Incoming {
 
 export type TransferReceiverComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
 >;
 
 export class TransferReceiver implements IncomingHandler {
@@ -152,11 +155,12 @@ export class TransferReceiver implements IncomingHandler {
     if (known) return known;
     let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
     if (!state) {
-      const read = await this.ctx.relay.read(peer, this.ctx.self, offerName(tid));
+      const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
-      const opened = openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER });
-      const offer = opened.envelope?.body;
+      const offer = isRefused(read)
+        ? undefined
+        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
         // peer is the guard's to report. Either way, ask for the offer again: a status that
@@ -341,9 +345,20 @@ export class TransferReceiver implements IncomingHandler {
   private async readChunk(incoming: Incoming, index: number): Promise<Buffer | undefined> {
     const { state, plan } = incoming;
     const name = chunkName(state.tid, index);
-    const read = await this.ctx.relay.read(state.peer, this.ctx.self, name, { buffer: this.buffers.pop() });
-    if (!read || incoming.bad.get(index) === read.version) {
-      if (read) this.recycle(read.data);
+    // A chunk is one block and its framing: anything larger is refused unread (a sparse file of
+    // gigabytes named like a chunk costs a stat), and asked for again.
+    const buffer = this.buffers.pop();
+    const read = await this.ctx.inbound.read(state.peer, name, {
+      buffer,
+      maxBytes: tokenLength(plan.blockSize + CHUNK_OVERHEAD),
+    });
+    if (!read || isRefused(read)) {
+      if (buffer) this.buffers.push(buffer);
+      if (read) incoming.bad.set(index, read.version);
+      return undefined;
+    }
+    if (incoming.bad.get(index) === read.version) {
+      this.recycle(read.data);
       return undefined;
     }
     try {

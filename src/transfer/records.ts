@@ -2,6 +2,8 @@
  * Transfers in flight or interrupted, both ways, as `dmp status` shows them: read from the
  * states in DMP_HOME and the receivers' status files in the relay, writing nothing.
  */
+import { MAX_CONTROL_FILE } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope } from '../node/open.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -33,15 +35,16 @@ function bytesOf(size: number, blockSize: number, have: readonly [number, number
 }
 
 export async function listTransfers(
-  ctx: Pick<NodeComponents, 'self' | 'relay' | 'home' | 'sealer' | 'guard' | 'logger'>,
+  ctx: Pick<NodeComponents, 'self' | 'relay' | 'inbound' | 'home' | 'sealer' | 'guard' | 'logger'>,
 ): Promise<TransferRecord[]> {
   const records: TransferRecord[] = [];
   for (const state of await listOutgoing(ctx)) {
     let bytes = 0;
     let phase = 'waiting';
     const name = statusName(state.tid);
-    const read = await ctx.relay.read(state.peer, ctx.self, name);
-    if (read) {
+    const read = await ctx.inbound.read(state.peer, name, { maxBytes: MAX_CONTROL_FILE });
+    if (isRefused(read)) phase = 'unreadable status';
+    else if (read) {
       const status = openEnvelope(ctx, state.peer, name, read, { kind: STATUS }).envelope?.body;
       if (status) {
         bytes = bytesOf(state.size, state.blockSize, status.have);

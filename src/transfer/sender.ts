@@ -15,7 +15,8 @@ import { resolve } from 'node:path';
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { acquireLock } from '../local/lock.js';
-import { PROTOCOL_VERSION } from '../node/envelope.js';
+import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota } from '../node/quota.js';
@@ -30,7 +31,7 @@ import { type OutgoingState, resumeOrStart, withdraw } from './outgoing-state.js
 
 export type TransferSenderComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed' | 'quota'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed' | 'quota'
 >;
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
@@ -349,13 +350,14 @@ class OutgoingTransfer {
   /** Reads the receiver's status; deletes the chunks it acknowledges. */
   private async readStatus(): Promise<void> {
     const { ctx, state } = this;
-    const read = await ctx.relay.read(state.peer, ctx.self, statusName(state.tid));
+    const read = await ctx.inbound.read(state.peer, statusName(state.tid), { maxBytes: MAX_CONTROL_FILE });
     if (this.status === undefined && this.offerAt > 0 && this.offerRepeat.due) {
       // No readable word from the receiver yet: it may not run, or our offer (or its request
       // for it) reached the other side damaged. Publish the offer again, ever less often.
       await this.publishOffer();
     }
-    if (read === undefined || read.version === this.lastStatusVersion) return;
+    // A status we cannot read is no status: the receiver publishes it again, replacing this one.
+    if (read === undefined || isRefused(read) || read.version === this.lastStatusVersion) return;
     this.lastStatusVersion = read.version;
     const opened = openEnvelope(ctx, state.peer, statusName(state.tid), read, { kind: STATUS });
     const status = opened.envelope?.body;
