@@ -13,7 +13,7 @@
  *   replaced unless the user said --overwrite.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, mkdir, open, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
@@ -38,11 +38,13 @@ import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
 import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
-import { localWriteError, placeFile, syncDirectory } from './placement.js';
-import { resolveInside, safeRelativePath } from './safe-path.js';
+import { localWriteError, openPartial, placeFile, syncDirectory } from './placement.js';
+import { outputFolder, resolveInside, safeRelativePath } from './safe-path.js';
 
 /** Chunks read and decrypted ahead of the one being written. */
 const READ_AHEAD = 2;
+/** The longest reason a status carries (the sender's check allows 1000 characters). */
+const MAX_REASON = 500;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -129,10 +131,17 @@ export class TransferReceiver implements IncomingHandler {
       if (incoming.state.state === 'complete' || incoming.state.state === 'failed')
         this.unsettled.add(`${peer}/${tid}`);
       if (incoming.state.state === 'receiving' || incoming.state.state === 'paused') {
-        await this.receiveChunks(
-          incoming,
-          (chunks.get(tid) ?? []).sort((a, b) => a - b),
-        );
+        try {
+          await this.receiveChunks(
+            incoming,
+            (chunks.get(tid) ?? []).sort((a, b) => a - b),
+          );
+        } catch (error) {
+          // Where the file was to go is a link, or leads out of the output folder: this
+          // transfer fails for good, and the sender is told why in one line.
+          if (!isDmpError(error, 'TRANSFER_FAILED')) throw error;
+          await this.refuse(incoming, error);
+        }
       }
       // The sender has not reacted to our status (chunks we have are still there, a resend has
       // not come, or it has not withdrawn a finished transfer): it may have reached it damaged.
@@ -294,11 +303,12 @@ export class TransferReceiver implements IncomingHandler {
   private async partialHandle(incoming: Incoming): Promise<FileHandle | undefined> {
     if (incoming.handle) return incoming.handle;
     const { state } = incoming;
-    await mkdir(dirname(state.partial), { recursive: true });
+    state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
     try {
-      // 'r+' keeps what a previous run wrote; a fresh partial starts empty ('a' would ignore offsets).
-      incoming.handle = await open(state.partial, incoming.have.size > 0 ? 'r+' : 'w+');
+      // A resumed partial keeps what a previous run wrote; a fresh one is created, never reused.
+      incoming.handle = await openPartial(state.partial, incoming.have.size > 0, this.partialShown(state));
     } catch (error) {
+      if (isDmpError(error)) throw error;
       if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
         // The partial vanished (deleted by hand): start this file over.
         this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
@@ -407,9 +417,9 @@ export class TransferReceiver implements IncomingHandler {
     for (const index of incoming.written) missing -= chunkRange(incoming.plan, index).length;
     if (missing <= 0) return true;
     let free: number;
+    const folder = await outputFolder(incoming.state.out, incoming.state.parts.slice(0, -1));
     try {
-      await mkdir(dirname(incoming.state.partial), { recursive: true });
-      const info = await statfs(dirname(incoming.state.partial));
+      const info = await statfs(folder);
       free = info.bavail * info.bsize;
     } catch {
       return true;
@@ -446,14 +456,16 @@ export class TransferReceiver implements IncomingHandler {
     await incoming.handle?.close();
     incoming.handle = undefined;
     if (digest === undefined || digest !== state.sha256) {
-      await unlink(state.partial).catch(() => {});
+      await this.removePartial(state);
       state.state = 'failed';
       state.reason = `checksum mismatch (expected ${state.sha256}, got ${digest}); the partial file was deleted`;
       await writeJsonFile(this.statePath(state.peer, state.tid), state);
       return { event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason };
     }
-    const target = resolveInside(state.out, state.parts);
-    state.path = await placeFile(state.partial, target, this.options.overwrite ?? false);
+    // The folders on the way are checked again: one may have become a link meanwhile.
+    const folder = await outputFolder(state.out, state.parts.slice(0, -1));
+    const target = join(folder, state.parts.at(-1) ?? basename(state.partial));
+    state.path = await placeFile(state.partial, target, this.options.overwrite ?? false, state.parts.join('/'));
     await syncDirectory(dirname(state.path));
     state.state = 'complete';
     delete state.reason;
@@ -531,7 +543,7 @@ export class TransferReceiver implements IncomingHandler {
       const known = this.transfers.get(key);
       await known?.handle?.close().catch(() => {});
       if (state && state.state !== 'complete' && state.state !== 'failed') {
-        await unlink(state.partial).catch(() => {});
+        await this.removePartial(state);
         this.options.onEvent?.({
           event: 'failed',
           peer,
@@ -545,6 +557,49 @@ export class TransferReceiver implements IncomingHandler {
       await unlink(this.statePath(peer, tid)).catch(() => {});
       await this.ctx.relay.remove(peer, [name]);
     }
+  }
+
+  /**
+   * Fails a transfer for good with `error`'s one-line reason: the state records it, the sender
+   * gets a `failed` status saying it, the caller a `failed` event. Nothing is written or
+   * deleted where the file was to go: that place is not ours to touch.
+   */
+  private async refuse(incoming: Incoming, error: DmpError): Promise<void> {
+    const { state } = incoming;
+    await incoming.handle?.close().catch(() => {});
+    incoming.handle = undefined;
+    state.state = 'failed';
+    state.reason = error.message.slice(0, MAX_REASON);
+    await writeJsonFile(this.statePath(state.peer, state.tid), state);
+    this.ctx.logger.log('warn', 'transfer-refused', {
+      peer: state.peer,
+      file: state.parts.join('/'),
+      reason: state.reason,
+    });
+    this.unsettled.add(`${state.peer}/${state.tid}`);
+    await this.publishStatus(incoming);
+    this.options.onEvent?.({
+      event: 'failed',
+      peer: state.peer,
+      file: state.parts.join('/'),
+      tid: state.tid,
+      reason: state.reason,
+    });
+  }
+
+  /** Deletes a transfer's partial file, only when every folder on its way is still a real one. */
+  private async removePartial(state: IncomingState): Promise<void> {
+    try {
+      const folder = await outputFolder(state.out, state.parts.slice(0, -1), { create: false });
+      if (folder !== undefined) await unlink(join(folder, basename(state.partial)));
+    } catch {
+      // Gone already, or behind a link now: leave it.
+    }
+  }
+
+  /** The partial's name relative to the output folder, for messages that reach the sender. */
+  private partialShown(state: IncomingState): string {
+    return [...state.parts.slice(0, -1), basename(state.partial)].join('/');
   }
 
   private sealStatus(peer: PeerId, status: Status): string {
