@@ -36,6 +36,7 @@ import {
 } from './chunk-codec.js';
 import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
+import { FinishedTransfers } from './finished.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
 import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
 import { localWriteError, openPartial, placeFile, syncDirectory } from './placement.js';
@@ -93,6 +94,10 @@ export class TransferReceiver implements IncomingHandler {
   private readonly buffers: Buffer[] = [];
   /** Finished transfers (peer/tid) whose sender has not yet withdrawn its offer. */
   private readonly unsettled = new Set<string>();
+  /** Transfers finished and withdrawn before, kept in DMP_HOME: their offers are replays. */
+  private readonly finished: FinishedTransfers;
+  /** Replayed offers (peer/tid) being answered with their old verdict. */
+  private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -105,6 +110,7 @@ export class TransferReceiver implements IncomingHandler {
   ) {
     const out = options.out;
     this.outFor = typeof out === 'string' ? () => out : out;
+    this.finished = new FinishedTransfers(ctx.home);
   }
 
   private statePath(peer: PeerId, tid: string): string {
@@ -126,6 +132,7 @@ export class TransferReceiver implements IncomingHandler {
       }
     }
     for (const tid of offers) {
+      if (await this.answerReplay(peer, tid)) continue;
       const incoming = await this.load(peer, tid);
       if (!incoming) continue;
       if (incoming.state.state === 'complete' || incoming.state.state === 'failed')
@@ -542,7 +549,19 @@ export class TransferReceiver implements IncomingHandler {
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
       await known?.handle?.close().catch(() => {});
-      if (state && state.state !== 'complete' && state.state !== 'failed') {
+      this.replays.delete(key);
+      if (state && (state.state === 'complete' || state.state === 'failed')) {
+        // Remembered before the state goes: its offer coming back is then a replay.
+        await this.finished.add(peer, {
+          tid,
+          state: state.state,
+          file: state.parts.join('/'),
+          count: state.offer.count,
+          ...(state.sha256 === undefined ? {} : { sha256: state.sha256 }),
+          ...(state.reason === undefined ? {} : { reason: state.reason }),
+          at: this.ctx.clock.now(),
+        });
+      } else if (state) {
         await this.removePartial(state);
         this.options.onEvent?.({
           event: 'failed',
@@ -557,6 +576,47 @@ export class TransferReceiver implements IncomingHandler {
       await unlink(this.statePath(peer, tid)).catch(() => {});
       await this.ctx.relay.remove(peer, [name]);
     }
+  }
+
+  /**
+   * An offer of a transfer that finished and was withdrawn before, come back (a replay, an old
+   * copy of the relay restored, a sender restored from a backup): it is never received again.
+   * It is answered with the verdict it had, so a sender that is really there withdraws it as it
+   * did the first time, and told once as `skipped`. Returns false for any other offer.
+   */
+  private async answerReplay(peer: PeerId, tid: string): Promise<boolean> {
+    const key = `${peer}/${tid}`;
+    if (this.transfers.has(key)) return false;
+    let replay = this.replays.get(key);
+    if (!replay) {
+      const finished = await this.finished.get(peer, tid);
+      if (!finished) return false;
+      const status: Status = {
+        tid,
+        state: finished.state,
+        have: finished.state === 'complete' ? [[0, finished.count]] : [],
+        resend: [],
+        ...(finished.reason === undefined ? {} : { reason: finished.reason }),
+        ...(finished.sha256 === undefined || finished.state !== 'complete' ? {} : { sha256: finished.sha256 }),
+      };
+      replay = { status, repeat: new RepeatSchedule(this.ctx.clock), published: false };
+      this.replays.set(key, replay);
+      const reason =
+        finished.state === 'complete'
+          ? `already received (transfer ${tid}): not received again`
+          : `already failed (transfer ${tid}): not received again`;
+      this.ctx.logger.log('info', 'transfer-replayed', { peer, tid, file: finished.file });
+      this.options.onEvent?.({ event: 'skipped', peer, file: finished.file, reason });
+    }
+    // Its offer is still there, so the sender (if any) has not seen the verdict: say it again,
+    // ever less often.
+    if (!replay.published || replay.repeat.due) {
+      const data = this.sealStatus(peer, replay.status);
+      await this.ctx.relay.publish(peer, [{ name: statusName(tid), data }], { durable: false });
+      replay.repeat.published(!replay.published);
+      replay.published = true;
+    }
+    return true;
   }
 
   /**
