@@ -48,4 +48,5 @@ export type { TransferEvent, TransferEventListener } from './transfer/events.js'
 export type { TransferRecord } from './transfer/records.js';
 export { expandSources } from './transfer/walk.js';
 export { type PeerId, parsePeerId } from './util/peer-id.js';
+export { type PrintableOptions, printable } from './util/printable.js';
 export { formatSize, parseSize } from './util/size.js';

@@ -111,3 +111,21 @@ describe('a peer folder full of FIFOs, folders, links and sparse gigabytes', () 
     assert.equal(await readFile(join(out, 'note.txt'), 'utf8'), 'a file among FIFOs');
   });
 });
+
+describe('printing what other peers wrote', () => {
+  test('dmp listen escapes bidi controls and invisible characters in message text, and keeps its lines', async () => {
+    const p = await peers();
+    const text = 'invoice\u202efdp.exe is ready\nsee\u200b line two\u2028end';
+    const sent = await runDmp(['send', 'bob', '-'], { home: p.alice, input: text });
+    assert.equal(sent.code, 0, describeResult(sent));
+    const listen = await runDmp(['listen', '--count', '1', '--timeout', '20'], { home: p.bob, timeoutMs: 30_000 });
+    assert.equal(listen.code, 0, describeResult(listen));
+    assert.equal(
+      listen.stdout,
+      'alice: invoice\\u{202e}fdp.exe is ready\n  see\\u{200b} line two\\u{2028}end\n',
+      describeResult(listen),
+    );
+    // Nothing invisible or reordering reaches the terminal.
+    assert.doesNotMatch(listen.stdout, /[\u202a-\u202e\u2066-\u2069\u200b\u2028]/u);
+  });
+});
