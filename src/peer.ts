@@ -14,6 +14,7 @@ import { type Logger, silentLogger } from './log.js';
 import { AuthGuard } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
+import type { WaitReason } from './node/quota.js';
 import { SharedKeySealer } from './node/seal.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
@@ -64,8 +65,8 @@ export interface SendOptions {
   /** With `wait`: give up after this many ms (TIMEOUT). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Publishing waits for room under the quota. */
-  onWaiting?: (held: number) => void;
+  /** Publishing waits: for room under the quota, or for space on a full relay. */
+  onWaiting?: (held: number, reason: WaitReason) => void;
 }
 
 export interface ListenOptions {

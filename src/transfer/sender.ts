@@ -92,6 +92,8 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
+  /** What the last 'waiting' event from the quota said. */
+  private lastWaiting: string | undefined;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
   private readonly offerRepeat: RepeatSchedule;
@@ -328,16 +330,19 @@ class OutgoingTransfer {
   private async withinQuota(bytes: number, publish: () => Promise<void>): Promise<void> {
     await publishWithinQuota(this.ctx, bytes, publish, {
       signal: this.options.signal,
-      onWaiting: () => {
-        // Said once until the receiver makes progress again.
-        if (this.waitingSaid) return;
+      onWaiting: (_held, why) => {
+        // Said once until the receiver makes progress again, or the reason changes.
+        const reason =
+          why === 'relay-full' ? 'relay full: waiting for space' : `relay quota full, waiting for ${this.state.peer}`;
+        if (this.waitingSaid && this.lastWaiting === reason) return;
         this.waitingSaid = true;
+        this.lastWaiting = reason;
         this.options.onEvent?.({
           event: 'waiting',
           peer: this.state.peer,
           file: this.state.name,
           tid: this.state.tid,
-          reason: `relay quota full, waiting for ${this.state.peer}`,
+          reason,
         });
       },
       pause: async () => {
