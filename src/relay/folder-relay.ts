@@ -7,21 +7,25 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
+  type Dir,
   type Dirent,
+  type FSWatcher,
   fstatSync,
+  watch as fsWatch,
   lstatSync,
   openSync,
   read as readCallback,
+  readdirSync,
   readSync,
   realpathSync,
   renameSync,
   type Stats,
   writeFileSync,
 } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { type FSWatcher as ChokidarWatcher, watch as chokidarWatch } from 'chokidar';
 import { type Cancel, type Clock, every, systemClock } from '../clock.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -31,6 +35,7 @@ import {
   isRelayName,
   type PublishOptions,
   type ReadOptions,
+  type RelayChange,
   type RelayFile,
   type RelayRead,
   type RelayStorage,
@@ -38,8 +43,8 @@ import {
 } from './storage.js';
 
 /**
- * chokidar drops a 'change' of a path within 50 ms of the previous one; every change is
- * reported once more this long after the last (see watch()).
+ * chokidar drops a 'change' of a path within 50 ms of the previous one; in polling mode every
+ * change is reported once more this long after the last (see watchPolling()).
  */
 const FOLLOW_UP_MS = 60;
 
@@ -242,20 +247,33 @@ export class FolderRelay implements RelayStorage {
         this.noteForeign(relative(this.root, folder.path), folder.state);
         return [];
     }
-    let entries: Dirent[];
+    // Entries are taken a batch at a time, not as one array of every entry: a backlog of
+    // 100,000 files then costs the names kept, not 100,000 directory entries besides.
+    let folderHandle: Dir;
     try {
-      entries = await readdir(folder.path, { withFileTypes: true });
+      folderHandle = await opendir(folder.path, { bufferSize: 256 });
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
       throw entryError(error, 'list', folder.path);
     }
     const accepted: string[] = [];
-    for (const entry of entries) {
-      // Only regular files: a link, FIFO, socket or folder carrying a relay name is foreign,
-      // whatever it points to, and reading it could leave the relay or block.
-      if (isRelayName(entry.name) && entry.isFile()) accepted.push(entry.name);
-      else this.noteForeign(join(owner, dir, entry.name), entry);
+    try {
+      for (;;) {
+        // Buffered: one trip to the thread pool per 256 entries, never a blocked event loop.
+        const entry = await folderHandle.read();
+        if (entry === null) break;
+        // Only regular files: a link, FIFO, socket or folder carrying a relay name is foreign,
+        // whatever it points to, and reading it could leave the relay or block.
+        if (isRelayName(entry.name) && entry.isFile()) accepted.push(entry.name);
+        else this.noteForeign(join(owner, dir, entry.name), entry);
+      }
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw entryError(error, 'list', folder.path);
+    } finally {
+      await folderHandle.close().catch(() => {});
     }
     return accepted;
   }
@@ -439,9 +457,151 @@ export class FolderRelay implements RelayStorage {
     return total;
   }
 
+  /**
+   * Reports changes in `<relay>/<peer>/<self>/` (and new peer folders), and a rescan tick every
+   * `rescanMs`. Native events watch folders only, one watch per folder, with no state per file:
+   * chokidar watches every file on its own, which for a backlog of 100,000 messages cost over a
+   * gigabyte. Polling (`pollMs`, for network shares, where native events do not cross) uses
+   * chokidar, which polls each file.
+   */
   watch(options: WatchOptions): void {
+    if (options.signal.aborted) return;
+    if (this.pollMs === undefined) this.watchFolders(options);
+    else this.watchPolling(options);
+  }
+
+  /**
+   * Native events on the folders that matter, one fs.watch each: the relay root (peer folders
+   * appear), each peer folder (its folder for us appears) and each `<peer>/<self>/` (files
+   * change). Only real folders are watched, looked at with lstat first: the watcher follows no
+   * link (a peer folder linked to / would have it watch the whole disk). Every rescan tick looks
+   * at the folders again: a watch lost when a folder was replaced, or the relay unmounted and
+   * back, is made anew.
+   */
+  private watchFolders(options: WatchOptions): void {
     const { signal, onChange } = options;
-    if (signal.aborted) return;
+    const self = this.self;
+    /** Watches by path relative to the relay's real path: '', '<peer>', '<peer>/<self>'. */
+    const watchers = new Map<string, { watcher: FSWatcher; ino: number }>();
+    let base = this.root;
+    let rootGone = false;
+    const report = (change: RelayChange) => {
+      // Events may still come in between the abort and the watchers closing.
+      if (!signal.aborted) onChange(change);
+    };
+    const unwatch = (key: string) => {
+      watchers.get(key)?.watcher.close();
+      watchers.delete(key);
+    };
+    const watchFolder = (key: string, onEvent: (name: string | undefined) => void): boolean => {
+      const path = key === '' ? base : join(base, key);
+      let info: Stats | undefined;
+      try {
+        info = lstatSync(path, { throwIfNoEntry: false });
+      } catch {
+        info = undefined;
+      }
+      // Between this lstat and the watch a folder could become a link: the watch only causes
+      // looks, and every read still refuses links.
+      if (info === undefined || info.isSymbolicLink() || !info.isDirectory()) {
+        unwatch(key);
+        return false;
+      }
+      const known = watchers.get(key);
+      if (known?.ino === info.ino) return true;
+      unwatch(key);
+      try {
+        const watcher = fsWatch(path, { persistent: false }, (_event, name) => {
+          onEvent(typeof name === 'string' ? name : undefined);
+        });
+        watcher.on('error', (error) => {
+          this.logger.log('debug', 'watch-error', { path, error: String(error) });
+          if (watchers.get(key)?.watcher === watcher) unwatch(key);
+        });
+        watchers.set(key, { watcher, ino: info.ino });
+        return true;
+      } catch (error) {
+        this.logger.log('debug', 'watch-error', { path, error: String(error) });
+        return false;
+      }
+    };
+    const watchPeer = (peer: PeerId) => {
+      const peerFolderChanged = (name: string | undefined) => {
+        if (name !== self) return;
+        // Our folder in it appeared (or was replaced): look, and watch it.
+        report({ owner: peer, dir: self });
+        watchPeer(peer);
+      };
+      if (!watchFolder(peer, peerFolderChanged)) {
+        unwatch(`${peer}/${self}`);
+        return;
+      }
+      watchFolder(`${peer}/${self}`, (name) => {
+        if (name === undefined) report({ owner: peer, dir: self });
+        else if (isRelayName(name)) report({ owner: peer, dir: self, name });
+      });
+    };
+    /** Brings the watches in line with the folders that exist now. */
+    const look = () => {
+      if (signal.aborted) return;
+      try {
+        base = realpathSync(this.root);
+      } catch {
+        base = this.root;
+      }
+      const rootWatched = watchFolder('', (name) => {
+        if (!isPeerId(name) || name === self) return;
+        report({ owner: name, dir: self });
+        watchPeer(name);
+      });
+      if (!rootWatched) {
+        rootGone = true;
+        for (const key of [...watchers.keys()]) unwatch(key);
+        return;
+      }
+      if (rootGone) {
+        rootGone = false;
+        this.logger.log('info', 'relay-back', { relay: this.root });
+      }
+      let entries: Dirent[] = [];
+      try {
+        entries = readdirSync(base, { withFileTypes: true });
+      } catch {
+        entries = [];
+      }
+      const peers = new Set<string>();
+      for (const entry of entries) {
+        if (!isPeerId(entry.name) || entry.name === self || !entry.isDirectory()) continue;
+        peers.add(entry.name);
+        watchPeer(entry.name);
+      }
+      for (const key of [...watchers.keys()]) {
+        const peer = key.split('/')[0] ?? '';
+        if (key !== '' && !peers.has(peer)) unwatch(key);
+      }
+    };
+    look();
+    every(
+      this.clock,
+      this.rescanMs,
+      () => {
+        look();
+        onChange(null);
+      },
+      signal,
+    );
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const key of [...watchers.keys()]) unwatch(key);
+      },
+      { once: true },
+    );
+  }
+
+  /** Polling for network shares: chokidar polls every file of the folders for us. */
+  private watchPolling(options: WatchOptions): void {
+    const { signal, onChange } = options;
     const root = this.root;
     const self = this.self;
     // The watcher follows no link (a peer folder linked to / would have it watch the whole
@@ -485,7 +645,7 @@ export class FolderRelay implements RelayStorage {
     };
     // A relay on a share can vanish (unmounted, sync client restarting). Its watcher then
     // watches nothing; the rescan tick notices the folder is back and starts a fresh one.
-    let watcher: FSWatcher | undefined;
+    let watcher: ChokidarWatcher | undefined;
     let rootGone = false;
     const start = () => {
       rootGone = false;
@@ -500,7 +660,7 @@ export class FolderRelay implements RelayStorage {
         ignored,
         atomic: false,
         followSymlinks: false,
-        usePolling: this.pollMs !== undefined,
+        usePolling: true,
         interval: this.pollMs,
         binaryInterval: this.pollMs,
       });
