@@ -31,6 +31,8 @@ import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
+/** What `listen` reads of an inbox at a time. */
+const SHOW_BATCH_BYTES = 1024 * 1024;
 /** How long `receiveFiles({ count })` waits for senders to see its last verdicts, ms. */
 const SETTLE_MS = 10_000;
 
@@ -330,17 +332,23 @@ export class Peer {
       for (const peer of from ? [from] : await this.peers()) {
         if (options.count !== undefined && shown >= options.count) break;
         const cursorPath = home.stream(peer, 'inbox.read');
-        const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
-        const { records, ends } = await inboxOf(home, peer).read(cursor.offset);
-        if (records.length === 0) continue;
-        let taken = 0;
-        for (const record of records) {
-          if (options.count !== undefined && shown >= options.count) break;
-          options.onMessage(record);
-          shown += 1;
-          taken += 1;
+        let offset = (await readJsonFile<ReadCursor>(cursorPath))?.offset ?? 0;
+        // In steps of bounded size: the inbox may hold a long backlog nobody has shown yet.
+        for (;;) {
+          const { records, ends } = await inboxOf(home, peer).read(offset, { maxBytes: SHOW_BATCH_BYTES });
+          if (records.length === 0) break;
+          let taken = 0;
+          for (const record of records) {
+            if (options.count !== undefined && shown >= options.count) break;
+            options.onMessage(record);
+            shown += 1;
+            taken += 1;
+          }
+          if (taken === 0) break;
+          offset = ends[taken - 1] ?? offset;
+          await writeJsonFile(cursorPath, { offset } satisfies ReadCursor);
+          if (taken < records.length) break;
         }
-        await writeJsonFile(cursorPath, { offset: ends[taken - 1] ?? cursor.offset } satisfies ReadCursor);
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };
@@ -474,7 +482,8 @@ export class Peer {
     const outgoing = (await relay.list(this.self, other)).filter((name) => (parseMessageName(name) ?? 0) > ack).length;
     const delivered = await deliveredThrough(home, other);
     const cursor = (await readJsonFile<ReadCursor>(home.stream(other, 'inbox.read')))?.offset ?? 0;
-    const unread = (await inboxOf(home, other).read(cursor)).records.length;
+    let unread = 0;
+    for await (const records of inboxOf(home, other).batches(cursor)) unread += records.length;
     const waiting = (await relay.list(other, this.self)).filter(
       (name) => (parseMessageName(name) ?? 0) > delivered,
     ).length;

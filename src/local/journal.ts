@@ -15,6 +15,9 @@ export interface JournalRead<T> {
   readonly size: number;
 }
 
+/** What `batches` reads at a time. */
+const BATCH_BYTES = 1024 * 1024;
+
 export class Journal<T> {
   constructor(readonly path: string) {}
 
@@ -37,16 +40,30 @@ export class Journal<T> {
     }
   }
 
-  /** Reads records from byte offset `from`. */
-  async read(from = 0): Promise<JournalRead<T>> {
-    // Only the part after `from` is read: a reader that keeps a cursor polls a growing file.
+  /**
+   * Reads records from byte offset `from`: all of them, or with `maxBytes`, the whole lines in
+   * about that many bytes (at least one line when there is one, however long), so that a reader
+   * keeping a cursor goes through a journal of any size in steps of bounded memory.
+   */
+  async read(from = 0, options: { maxBytes?: number } = {}): Promise<JournalRead<T>> {
     let buffer: Buffer;
     try {
       const handle = await open(this.path, 'r');
       try {
         const { size } = await handle.stat();
-        buffer = Buffer.alloc(Math.max(0, size - from));
-        if (buffer.length > 0) await handle.read(buffer, 0, buffer.length, from);
+        const available = Math.max(0, size - from);
+        let length = Math.min(available, options.maxBytes ?? available);
+        buffer = Buffer.alloc(length);
+        if (length > 0) await handle.read(buffer, 0, length, from);
+        // One line longer than maxBytes: read on until it ends (or the file does).
+        while (length < available && buffer.indexOf(0x0a) < 0) {
+          const more = Math.min(available - length, Math.max(length, 64 * 1024));
+          const grown = Buffer.alloc(length + more);
+          buffer.copy(grown);
+          await handle.read(grown, length, more, from + length);
+          buffer = grown;
+          length += more;
+        }
       } finally {
         await handle.close();
       }
@@ -71,6 +88,51 @@ export class Journal<T> {
       }
     }
     return { records, ends, size: from + start };
+  }
+
+  /**
+   * Every record from `from` on, in batches of about `maxBytes` (1 MiB by default): memory stays
+   * bounded however long the journal is.
+   */
+  async *batches(from = 0, maxBytes = BATCH_BYTES): AsyncGenerator<T[]> {
+    let offset = from;
+    for (;;) {
+      const { records, size } = await this.read(offset, { maxBytes });
+      if (size <= offset) return;
+      offset = size;
+      if (records.length > 0) yield records;
+    }
+  }
+
+  /** The last complete record, read backwards from the end (a torn last line is skipped). */
+  async last(): Promise<T | undefined> {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(this.path, 'r');
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return undefined;
+      throw new DmpError('IO', `cannot read ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      let position = (await handle.stat()).size;
+      // The bytes from `position` to the end, read in growing windows until one holds a whole
+      // line that parses: usually the first 4 KiB.
+      let tail = Buffer.alloc(0);
+      let window = 4096;
+      while (position > 0) {
+        const length = Math.min(window, position);
+        position -= length;
+        const chunk = Buffer.alloc(length);
+        await handle.read(chunk, 0, length, position);
+        tail = Buffer.concat([chunk, tail]);
+        const record = lastRecord<T>(tail, position === 0);
+        if (record !== undefined) return record;
+        window = Math.min(window * 2, 1024 * 1024);
+      }
+      return undefined;
+    } finally {
+      await handle.close();
+    }
   }
 
   async size(): Promise<number> {
@@ -110,4 +172,26 @@ export class Journal<T> {
       await handle.close();
     }
   }
+}
+
+/**
+ * The last whole line of `tail` that parses. Only lines ending in a newline count (a torn last
+ * line does not), and the first line only when `tail` starts at the beginning of the file.
+ */
+function lastRecord<T>(tail: Buffer, fromStart: boolean): T | undefined {
+  let end = tail.lastIndexOf(0x0a);
+  while (end >= 0) {
+    const start = end === 0 ? -1 : tail.lastIndexOf(0x0a, end - 1);
+    if (start < 0 && !fromStart) return undefined;
+    const line = tail.subarray(start + 1, end).toString('utf8');
+    if (line.trim() !== '') {
+      try {
+        return JSON.parse(line) as T;
+      } catch {
+        // A damaged line: the one before may do.
+      }
+    }
+    end = start;
+  }
+  return undefined;
 }

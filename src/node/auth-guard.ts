@@ -76,6 +76,9 @@ export class AuthGuard {
   /** A file of `peer` authenticated: its later failures are damage, and its folder is read again. */
   authenticated(peer: PeerId): void {
     const record = this.record(peer);
+    // Called for every file that opens: the common case must allocate nothing (clearing a Set
+    // makes a new table, in the old generation for a long-lived Set).
+    if (record.authenticated && !record.unauthenticated && record.failures.size === 0) return;
     if (record.unauthenticated) this.components.logger.log('info', 'peer-authenticated', { peer });
     record.authenticated = true;
     record.unauthenticated = false;

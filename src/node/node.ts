@@ -42,7 +42,9 @@ export interface IncomingHandler {
   readonly kinds: readonly FileKind[];
   /**
    * Called once per pass for each peer with the names of its kinds in `<peer>/<self>/` (maybe
-   * none). Resolves to true when it stopped short (a batch limit) and wants another pass at once.
+   * none). Resolves to true when it stopped short (a batch limit) and wants another pass at once:
+   * it is then called again soon, without a new listing, with the same names (files may have
+   * gone or come since: they are a guide, the reads are the truth).
    */
   handle(peer: PeerId, names: readonly string[]): Promise<unknown>;
 }
@@ -149,6 +151,9 @@ export class Node {
     const { relay, self, feed, clock, guard } = this.components;
     const dirty = new Set<PeerId>();
     const seen = new Map<PeerId, string>();
+    // Handlers that stopped short, per peer, with the names they were given: continued without
+    // listing the folder again (a backlog of 100,000 files is listed once, not once per batch).
+    const continuing = new Map<PeerId, Map<IncomingHandler, readonly string[]>>();
     // Per-peer back-off: trouble in one peer's folder never slows the others.
     const backoff = new Map<PeerId, { until: number; ms: number }>();
     let everyone = true;
@@ -163,7 +168,9 @@ export class Node {
         const again = new Set<PeerId>();
         let relayFailed = false;
         try {
-          const peers = everyone ? (await relay.peers()).filter((peer) => peer !== self) : [...dirty];
+          const fresh = everyone ? (await relay.peers()).filter((peer) => peer !== self) : [...dirty];
+          const peers = [...new Set([...fresh, ...continuing.keys()])];
+          const listed = new Set(fresh);
           everyone = false;
           dirty.clear();
           for (const peer of peers) {
@@ -172,9 +179,13 @@ export class Node {
             if (waiting && waiting.until > clock.now()) continue;
             if (!guard.shouldLook(peer)) continue;
             try {
-              if (await this.pass(peer, seen)) again.add(peer);
+              const more = listed.has(peer)
+                ? await this.pass(peer, seen, continuing)
+                : await this.resume(peer, continuing);
+              if (more) again.add(peer);
               backoff.delete(peer);
             } catch (error) {
+              continuing.delete(peer);
               if (!isDmpError(error) || RELAY_WIDE.has(error.code)) throw error;
               this.report(error, peer);
               const ms = Math.min(LONGEST_BACKOFF_MS, Math.max(FIRST_BACKOFF_MS, (waiting?.ms ?? 0) * 2));
@@ -193,10 +204,7 @@ export class Node {
           continue;
         }
         relayBackoffMs = 0;
-        if (again.size > 0) {
-          for (const peer of again) dirty.add(peer);
-          continue;
-        }
+        if (again.size > 0) continue;
         await wakeup.wait(this.idleMs, signal);
         // Rescan ticks poke every subscriber without naming an owner: look at everyone then.
         if (dirty.size === 0) everyone = true;
@@ -207,18 +215,58 @@ export class Node {
   }
 
   /** One look at one peer's folder for us: every handler gets the names of its kinds. */
-  private async pass(peer: PeerId, seen: Map<PeerId, string>): Promise<boolean> {
+  private async pass(
+    peer: PeerId,
+    seen: Map<PeerId, string>,
+    continuing: Map<PeerId, Map<IncomingHandler, readonly string[]>>,
+  ): Promise<boolean> {
     const names = await this.components.relay.list(peer, this.components.self);
-    const signature = names.join('/');
+    const signature = signatureOf(names);
     if (seen.has(peer) && seen.get(peer) !== signature) {
       for (const listener of this.activityListeners) listener(peer);
     }
     seen.set(peer, signature);
-    let again = false;
+    continuing.delete(peer);
+    const more = new Map<IncomingHandler, readonly string[]>();
     for (const handler of [...this.handlers]) {
       const mine = names.filter((name) => handler.kinds.some((kind) => kind.files.test(name)));
-      if ((await handler.handle(peer, mine)) === true) again = true;
+      if ((await handler.handle(peer, mine)) === true) more.set(handler, mine);
     }
-    return again;
+    if (more.size > 0) continuing.set(peer, more);
+    return more.size > 0;
   }
+
+  /** Continues the handlers of `peer` that stopped short, with the names of their last pass. */
+  private async resume(
+    peer: PeerId,
+    continuing: Map<PeerId, Map<IncomingHandler, readonly string[]>>,
+  ): Promise<boolean> {
+    const pending = continuing.get(peer);
+    continuing.delete(peer);
+    if (!pending) return false;
+    const more = new Map<IncomingHandler, readonly string[]>();
+    for (const [handler, names] of pending) {
+      if (!this.handlers.has(handler)) continue;
+      if ((await handler.handle(peer, names)) === true) more.set(handler, names);
+    }
+    if (more.size > 0) continuing.set(peer, more);
+    return more.size > 0;
+  }
+}
+
+/**
+ * A short fingerprint of a listing, to notice that it changed (FNV-1a over the names, and their
+ * count), rather than a string as long as the listing itself.
+ */
+function signatureOf(names: readonly string[]): string {
+  let hash = 0x811c9dc5;
+  for (const name of names) {
+    for (let index = 0; index < name.length; index += 1) {
+      hash ^= name.charCodeAt(index);
+      hash = Math.imul(hash, 0x01000193);
+    }
+    hash ^= 0x2f;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return `${names.length}:${(hash >>> 0).toString(16)}`;
 }

@@ -34,7 +34,7 @@ export function openEnvelope<B>(
 ): Opened<B> {
   try {
     const plaintext = components.sealer.open(peer, read.data);
-    const envelope = decodeEnvelope(plaintext, { ...expect, from: peer, to: components.self });
+    const envelope = decodeEnvelope(plaintext, { kind: expect.kind, seq: expect.seq, from: peer, to: components.self });
     components.guard.authenticated(peer);
     return { envelope };
   } catch (error) {

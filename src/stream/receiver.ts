@@ -35,7 +35,9 @@ export interface InboxMessage {
   receivedAt: number;
 }
 
+/** At most this many messages, and about this much text, are delivered in one batch. */
 const BATCH_MESSAGES = 1000;
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 export class MessageReceiver {
   readonly inbox: Journal<InboxMessage>;
@@ -63,44 +65,54 @@ export class MessageReceiver {
 
   /**
    * Delivers what can be delivered now into the inbox and publishes the ack. `names` is a fresh
-   * listing of `<relay>/<peer>/<self>/`. Returns the messages delivered, in order.
+   * listing of `<relay>/<peer>/<self>/`. Returns the messages delivered, in order: at most one
+   * batch (BATCH_MESSAGES, or BATCH_BYTES of text), so that memory stays bounded however many
+   * wait; `hasMore` then asks for another pass.
    */
   async poll(names: readonly string[]): Promise<InboxMessage[]> {
     let through = await this.loadDelivered();
-    const present = new Set<number>();
+    // Only the bounds of what is listed are kept, not a set of every number: a backlog of
+    // 100,000 messages is then a few numbers here.
+    let lowest = Number.POSITIVE_INFINITY;
+    let highest = 0;
     for (const name of names) {
       const seq = parseMessageName(name);
-      if (seq !== undefined) present.add(seq);
+      if (seq === undefined) continue;
+      if (seq < lowest) lowest = seq;
+      if (seq > highest) highest = seq;
     }
     const delivered: InboxMessage[] = [];
+    let bytes = 0;
     this.hasMore = false;
     for (;;) {
       const next = through + delivered.length + 1;
-      if (!present.has(next)) {
+      if (next <= highest && (delivered.length >= BATCH_MESSAGES || bytes >= BATCH_BYTES)) {
+        this.hasMore = true;
+        break;
+      }
+      // Listed messages follow each other; one that is not there is looked for no further.
+      const message = next <= highest && next >= lowest ? await this.fetchMessage(next) : 'missing';
+      if (message === 'missing') {
         if (delivered.length > 0) break;
-        const skipTo = await this.lostStateSkip(present, next);
+        const skipTo = await this.lostStateSkip(lowest, next);
         if (skipTo === undefined) break;
         this.ctx.logger.log('warn', 'receiver-skip', { peer: this.peer, from: through, to: skipTo });
         through = skipTo;
         this.deliveredThrough = skipTo;
         continue;
       }
-      if (delivered.length >= BATCH_MESSAGES) {
-        this.hasMore = true;
-        break;
-      }
-      const envelope = await this.readMessage(next);
-      if (envelope === undefined) {
-        await this.probeAnother(present, next);
+      if (message === 'bad') {
+        await this.probeAnother(highest, next);
         break;
       }
       delivered.push({
         from: this.peer,
-        seq: envelope.seq,
-        text: envelope.body,
-        sentAt: envelope.sentAt,
+        seq: message.seq,
+        text: message.body,
+        sentAt: message.sentAt,
         receivedAt: this.ctx.clock.now(),
       });
+      bytes += message.body.length;
     }
     if (delivered.length > 0) {
       await this.inbox.append(delivered);
@@ -108,26 +120,32 @@ export class MessageReceiver {
     }
     // The sender has not reacted to our ack (files we acknowledged are still there, or a resend
     // we asked for has not come): the ack may have reached it damaged. Publish it again.
-    const ignored = this.bad.size > 0 || [...present].some((seq) => seq <= (this.deliveredThrough ?? 0));
+    const ignored = this.bad.size > 0 || lowest <= (this.deliveredThrough ?? 0);
     await this.publishAck(ignored && this.repeat.due);
     return delivered;
   }
 
   /** Reads and checks message `seq`; undefined when it is gone or bad (then a resend is asked). */
   private async readMessage(seq: number): Promise<Envelope<string> | undefined> {
+    const message = await this.fetchMessage(seq);
+    return typeof message === 'string' ? undefined : message;
+  }
+
+  /** Message `seq`, checked; 'missing' when it is not there, 'bad' when it fails (a resend is asked). */
+  private async fetchMessage(seq: number): Promise<Envelope<string> | 'missing' | 'bad'> {
     const name = messageName(seq);
     const read = await this.ctx.inbound.read(this.peer, name, { maxBytes: MAX_CONTROL_FILE });
-    if (read === undefined) return undefined;
-    if (this.bad.get(name) === read.version) return undefined;
+    if (read === undefined) return 'missing';
+    if (this.bad.get(name) === read.version) return 'bad';
     if (isRefused(read)) {
       // Not a file we can read (too large, a link, unreadable): ask for it again, like a damaged one.
       this.bad.set(name, read.version);
-      return undefined;
+      return 'bad';
     }
     const opened = openEnvelope(this.ctx, this.peer, name, read, { kind: MSG, seq });
     if (opened.envelope) this.bad.delete(name);
     else this.bad.set(name, read.version);
-    return opened.envelope;
+    return opened.envelope ?? 'bad';
   }
 
   /**
@@ -135,20 +153,17 @@ export class MessageReceiver {
    * another key? Another message of the peer, if there is one, is a second witness for the
    * guard (it is only opened, never delivered out of order).
    */
-  private async probeAnother(present: Set<number>, failed: number): Promise<void> {
+  private async probeAnother(highest: number, failed: number): Promise<void> {
     if (this.ctx.guard.hasAuthenticated(this.peer) || this.ctx.guard.isUnauthenticated(this.peer)) return;
-    const other = Math.max(...present);
-    if (other !== failed) await this.readMessage(other);
+    if (highest !== failed && highest > 0) await this.readMessage(highest);
   }
 
   /**
    * When the next message is missing but later ones say the sender already saw it acknowledged,
    * this receiver has lost its state (a wiped DMP_HOME): skip to what the sender knows.
    */
-  private async lostStateSkip(present: Set<number>, next: number): Promise<number | undefined> {
-    if (present.size === 0) return undefined;
-    const lowest = Math.min(...present);
-    if (lowest <= next) return undefined;
+  private async lostStateSkip(lowest: number, next: number): Promise<number | undefined> {
+    if (!Number.isFinite(lowest) || lowest <= next) return undefined;
     const envelope = await this.readMessage(lowest);
     if (envelope?.acked !== undefined && envelope.acked >= next) return envelope.acked;
     return undefined;
@@ -188,6 +203,7 @@ export function inboxOf(home: HomeLayout, peer: PeerId): Journal<InboxMessage> {
 /** The highest sequence number from `peer` delivered into the inbox: its last record, or the compacted base. */
 export async function deliveredThrough(home: HomeLayout, peer: PeerId): Promise<number> {
   const base = (await readJsonFile<{ deliveredThrough: number }>(home.stream(peer, 'inbox.json')))?.deliveredThrough;
-  const { records } = await inboxOf(home, peer).read();
-  return Math.max(base ?? 0, records.at(-1)?.seq ?? 0);
+  // Its last record only: the inbox may hold every message ever received.
+  const last = await inboxOf(home, peer).last();
+  return Math.max(base ?? 0, last?.seq ?? 0);
 }

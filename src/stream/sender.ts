@@ -221,29 +221,33 @@ export class MessageSender {
         await this.settle(ack.through);
       return;
     }
-    const { records } = await this.log.read();
-    const last = records.at(-1)?.seq ?? 0;
+    const last = (await this.log.last())?.seq ?? 0;
     if (last <= ack.through) {
-      if (mode.settle && records.length > 0) await this.log.clear();
+      if (mode.settle && (await this.log.size()) > 0) await this.log.clear();
       return;
     }
-    const again = records.filter(
-      (record) => record.seq > ack.through && (wanted.has(record.seq) || (mode.repair && !present.has(record.seq))),
-    );
-    if (again.length > 0) {
-      this.ctx.logger.log('info', 'republish', { peer: this.peer, seqs: again.map((record) => record.seq) });
+    // The log is gone through in batches: it may hold every message of a long absence.
+    let count = 0;
+    const first: number[] = [];
+    for await (const records of this.log.batches()) {
+      const again = records.filter(
+        (record) => record.seq > ack.through && (wanted.has(record.seq) || (mode.repair && !present.has(record.seq))),
+      );
+      if (again.length === 0) continue;
+      count += again.length;
+      if (first.length < 20) first.push(...again.slice(0, 20 - first.length).map((record) => record.seq));
       // A fresh token (new IV) so that sync tools see new content even at the same size.
       await this.ctx.relay.publish(
         this.peer,
         again.map((record) => ({ name: messageName(record.seq), data: sealEnvelope(this.ctx, record) })),
       );
     }
+    if (count > 0) this.ctx.logger.log('info', 'republish', { peer: this.peer, count, seqs: first });
   }
 
   /** Clears the log when its last record is acknowledged (a crash may have left later ones). */
   private async settle(through: number): Promise<void> {
-    const { records } = await this.log.read();
-    if ((records.at(-1)?.seq ?? 0) <= through) await this.log.clear();
+    if (((await this.log.last())?.seq ?? 0) <= through) await this.log.clear();
   }
 
   /** The highest sequence number sent so far (0 when none). */
@@ -254,8 +258,7 @@ export class MessageSender {
   /** Derives the next number from every fact available, so a lost state file cannot reuse one. */
   private async currentState(): Promise<SenderState> {
     const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
-    const { records } = await this.log.read();
-    const lastLogged = records.at(-1)?.seq ?? 0;
+    const lastLogged = (await this.log.last())?.seq ?? 0;
     let lastPublished = 0;
     for (const name of await this.ctx.relay.list(this.ctx.self, this.peer)) {
       lastPublished = Math.max(lastPublished, parseMessageName(name) ?? 0);

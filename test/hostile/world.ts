@@ -50,8 +50,8 @@ export class OneRelay {
   }
 
   /** The relay storage `id` writes through (wrap it to watch what a peer does). */
-  relay(id: string): RelayStorage {
-    return new MemoryRelay(this.replica, id as never, { clock: this.clock });
+  relay(id: string, options: { rescanMs?: number } = {}): RelayStorage {
+    return new MemoryRelay(this.replica, id as never, { clock: this.clock, ...options });
   }
 
   /** A peer on this relay, with its own home, the relay key, crypto on this thread. */
