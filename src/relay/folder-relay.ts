@@ -440,19 +440,7 @@ export class FolderRelay implements RelayStorage {
     // Nothing is followed: a link in this folder points at bytes that are not in the relay.
     for (const dir of dirs) {
       if (!dir.isDirectory() || !isPeerId(dir.name)) continue;
-      const folder = this.ownDir(dir.name);
-      const entries = await readdir(folder, { withFileTypes: true }).catch(() => [] as Dirent[]);
-      const sizes = await Promise.all(
-        entries
-          .filter((entry) => entry.isFile())
-          .map((entry) =>
-            lstat(join(folder, entry.name)).then(
-              (info) => (info.isFile() ? info.size : 0),
-              () => 0,
-            ),
-          ),
-      );
-      for (const size of sizes) total += size;
+      total += await sizeOfFiles(this.ownDir(dir.name));
     }
     return total;
   }
@@ -733,6 +721,45 @@ function entryType(entry: Dirent): string {
   if (entry.isFIFO()) return 'fifo';
   if (entry.isSocket()) return 'socket';
   return 'device';
+}
+
+/**
+ * Bytes of the regular files in `folder`, 256 at a time: a sender with 100,000 messages in the
+ * relay measured them all at once, as 100,000 stat calls in flight, and peaked near 900 MB.
+ */
+async function sizeOfFiles(folder: string): Promise<number> {
+  let handle: Dir;
+  try {
+    handle = await opendir(folder, { bufferSize: 256 });
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  let pending: Promise<number>[] = [];
+  const settle = async () => {
+    for (const size of await Promise.all(pending)) total += size;
+    pending = [];
+  };
+  try {
+    for (;;) {
+      const entry = await handle.read();
+      if (entry === null) break;
+      if (!entry.isFile()) continue;
+      pending.push(
+        lstat(join(folder, entry.name)).then(
+          (info) => (info.isFile() ? info.size : 0),
+          () => 0,
+        ),
+      );
+      if (pending.length >= 256) await settle();
+    }
+  } catch {
+    // The folder went away while it was read: what was counted stands.
+  } finally {
+    await handle.close().catch(() => {});
+  }
+  await settle();
+  return total;
 }
 
 /** Reads into `data` from offset 0 until it is full or the file ends; returns the bytes read. */
