@@ -97,6 +97,24 @@ describe('a peer folder full of FIFOs, folders, links and sparse gigabytes', () 
     assert.match(result.stderr, /file-refused .*file=msg-000000000001\.dmp/, describeResult(result));
   });
 
+  test('dmp daemon goes on: it answers pings, keeps alice’s message, and stops on SIGTERM', async () => {
+    const p = await peers();
+    await hostileFolder(p);
+    const daemon = bg(startDmp(['daemon'], { home: p.bob, timeoutMs: 60_000 }));
+    const ping = await runDmp(['ping', 'bob', '-c', '1', '-W', '20'], { home: p.alice, timeoutMs: 30_000 });
+    assert.equal(ping.code, 0, `${describeResult(ping)}\n${describeBackground(daemon)}`);
+    const sent = await runDmp(['send', 'bob', '--wait', '--timeout', '20', 'kept by the daemon'], {
+      home: p.alice,
+      timeoutMs: 30_000,
+    });
+    assert.equal(sent.code, 0, describeResult(sent));
+    const listen = await runDmp(['listen', '--count', '1', '--timeout', '20'], { home: p.bob, timeoutMs: 30_000 });
+    assert.equal(listen.code, 0, describeResult(listen));
+    assert.match(listen.stdout, /kept by the daemon/);
+    const result = await daemon.stop(10_000);
+    assert.equal(result.code, 0, describeResult(result));
+  });
+
   test('dftp receive goes on: alice’s file arrives whole', async () => {
     const p = await peers();
     await hostileFolder(p);
