@@ -131,16 +131,21 @@ function send() {
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
+        let said: string | undefined;
         const seqs = await peer.send(peerId, texts, {
           wait: argv.wait,
           timeoutMs,
           signal,
-          onWaiting: (_held, reason) =>
+          onWaiting: (_held, reason) => {
+            // Once for each reason in a row, not once per batch.
+            if (reason === said) return;
+            said = reason;
             process.stderr.write(
               reason === 'relay-full'
                 ? 'dmp: relay full: waiting for space…\n'
                 : `dmp: relay quota full, waiting for ${sanitize(peerId)}…\n`,
-            ),
+            );
+          },
         });
         if (argv.json)
           printJson({

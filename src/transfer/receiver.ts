@@ -626,6 +626,8 @@ export class TransferReceiver implements IncomingHandler {
    */
   private async refuse(incoming: Incoming, error: DmpError): Promise<void> {
     const { state } = incoming;
+    // The fsync of an earlier pass may still run on the handle: let it end first.
+    await incoming.commit?.catch(() => {});
     await incoming.handle?.close().catch(() => {});
     incoming.handle = undefined;
     state.state = 'failed';
