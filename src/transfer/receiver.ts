@@ -340,10 +340,13 @@ export class TransferReceiver implements IncomingHandler {
   private async commit(incoming: Incoming, handle: FileHandle, added: number[]): Promise<void> {
     const { state, plan } = incoming;
     await handle.sync();
-    for (const index of added) incoming.have.add(index);
     if (state.state === 'paused') state.state = 'receiving';
-    state.have = toRanges(incoming.have);
+    state.have = toRanges([...incoming.have, ...added]);
     await writeJsonFile(this.statePath(state.peer, state.tid), state);
+    // Only now may a status list them: a status published while the state file was being
+    // written (each pass publishes one) let the sender delete chunks that a kill -9 at that
+    // moment took out of the record, and the transfer waited for them for ever.
+    for (const index of added) incoming.have.add(index);
     let bytes = 0;
     for (const index of incoming.have) bytes += chunkRange(plan, index).length;
     this.options.onEvent?.({
