@@ -7,6 +7,12 @@ import { mkdir, stat } from 'node:fs/promises';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
+import { IdentityBook, type PeerIdentity } from './identity/book.js';
+import { fingerprint, normalizeFingerprint } from './identity/document.js';
+import type { IdentityKeys } from './identity/keys.js';
+import { PairSealer } from './identity/pair-sealer.js';
+import { ownKeys, publishIdentity, rotateOwnIdentity } from './identity/setup.js';
+import { recordFingerprint, sameFingerprint, TrustStore } from './identity/trust.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
 import { HomeLayout } from './local/home.js';
 import { acquireLock, type Release } from './local/lock.js';
@@ -14,7 +20,6 @@ import { type Logger, silentLogger } from './log.js';
 import { AuthGuard } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
-import { SharedKeySealer } from './node/seal.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
 import { MessageService } from './stream/message-service.js';
@@ -30,6 +35,8 @@ import { expandSources } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
+/** How long a command waits for the identity of a peer whose folder is there but not its identity, ms. */
+const IDENTITY_WAIT_MS = 30_000;
 /** How long `receiveFiles({ count })` waits for senders to see its last verdicts, ms. */
 const SETTLE_MS = 10_000;
 
@@ -56,6 +63,8 @@ export interface PeerOptions {
   inspectOnly?: boolean;
   /** Bulk crypto of file chunks in a worker thread. @default true */
   cryptoWorker?: boolean;
+  /** Accept nothing from a peer whose identity was not verified (dmp verify). @default false */
+  strict?: boolean;
 }
 
 export interface SendOptions {
@@ -118,9 +127,15 @@ export class Peer {
   private readonly node: Node;
   private readonly components: NodeComponents;
   private readonly messages: MessageService;
+  private readonly book: IdentityBook;
+  private readonly relayKey: FernetKey;
+  private keys: IdentityKeys;
 
-  private constructor(node: Node) {
+  private constructor(node: Node, identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys }) {
     this.node = node;
+    this.book = identity.book;
+    this.relayKey = identity.relayKey;
+    this.keys = identity.keys;
     this.components = node.components;
     this.self = node.components.self;
     this.messages = new MessageService(this.components);
@@ -151,17 +166,29 @@ export class Peer {
     }
     if (options.inspectOnly) await relay.peers();
     else await relay.open();
+    const keys = await ownKeys({ home, clock });
+    if (!options.inspectOnly) await publishIdentity({ self, home, relay, clock }, key, keys);
+    const book = new IdentityBook(
+      { self, relay, home, clock, logger },
+      { relayKey: key, keys, strict: options.strict },
+    );
+    const guard = new AuthGuard({ clock, logger });
+    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate.
+    book.onChange((identity) => {
+      if (identity.standing === 'pinned' || identity.standing === 'verified') guard.reset(identity.peer);
+      else if (identity.standing !== 'unknown') guard.refuse(identity.peer, identity.reason ?? identity.standing);
+    });
     const node = new Node({
       self,
       relay,
-      sealer: new SharedKeySealer({ key, now: () => clock.now(), worker: options.cryptoWorker }),
-      guard: new AuthGuard({ clock, logger }),
+      sealer: new PairSealer({ book, now: () => clock.now(), worker: options.cryptoWorker }),
+      guard,
       home,
       clock,
       logger,
       quota: options.quota ?? DEFAULT_QUOTA,
     });
-    return new Peer(node);
+    return new Peer(node, { book, relayKey: key, keys });
   }
 
   /** Where this peer's local files are (DMP_HOME). */
@@ -203,7 +230,10 @@ export class Peer {
     return (await this.components.relay.peers()).filter((peer) => peer !== this.self);
   }
 
-  /** Fails with UNKNOWN_PEER when `peer` has no folder in the relay. */
+  /**
+   * Fails with UNKNOWN_PEER when `peer` has no folder in the relay, and with AUTH when its
+   * identity is not accepted (changed, a stranger, unverified under strict, none yet).
+   */
   async requirePeer(peer: string): Promise<PeerId> {
     const id = parsePeerId(peer, 'peer');
     if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
@@ -212,7 +242,111 @@ export class Peer {
         data: { peer: id },
       });
     }
+    let identity = await this.book.prepare(id, true);
+    // A peer that just joined: its folder may reach this copy of the relay before its identity.
+    const until = this.components.clock.now() + IDENTITY_WAIT_MS;
+    while (identity.standing === 'unknown' && this.components.clock.now() < until) {
+      await this.components.clock.sleep(200);
+      identity = await this.book.prepare(id, true);
+    }
+    if (identity.standing !== 'pinned' && identity.standing !== 'verified') {
+      throw new DmpError('AUTH', identity.reason ?? `${id}'s identity is not accepted`, {
+        data: { peer: id, standing: identity.standing },
+      });
+    }
     return id;
+  }
+
+  /** This peer's fingerprint: what others compare before `dmp verify`. */
+  fingerprint(): string {
+    return fingerprint({ sign: this.keys.sign.public, exchange: this.keys.exchange.public });
+  }
+
+  /** Every other peer of the relay with where its identity stands (reads identity files). */
+  async identities(): Promise<PeerIdentity[]> {
+    const result: PeerIdentity[] = [];
+    for (const peer of await this.peers()) {
+      const identity = await this.book.prepare(peer, true);
+      const reason = this.components.guard.reason(peer);
+      result.push(reason && !identity.reason ? { ...identity, reason } : identity);
+    }
+    return result;
+  }
+
+  /**
+   * Marks `peer`'s identity verified when `given` (as read out by its owner) matches it. A
+   * `changed` identity whose new fingerprint matches is accepted and verified at once.
+   */
+  async verify(peer: string, given: string): Promise<PeerIdentity> {
+    const id = parsePeerId(peer, 'peer');
+    const wanted = normalizeFingerprint(given);
+    if (!wanted) throw new DmpError('USAGE', 'a fingerprint is 30 digits (six groups of five, as dmp id shows)');
+    await this.book.prepare(id, true);
+    const store = new TrustStore(this.components.home);
+    let matched = false;
+    await store.update(id, (record) => {
+      if (!record) return record;
+      if (record.changed && sameFingerprint(recordFingerprint(record.changed), wanted)) {
+        matched = true;
+        return {
+          sign: record.changed.sign,
+          exchange: record.changed.exchange,
+          serial: record.changed.serial,
+          state: 'verified',
+          since: this.components.clock.now(),
+        };
+      }
+      if (sameFingerprint(recordFingerprint(record), wanted)) {
+        matched = true;
+        return { ...record, state: 'verified' };
+      }
+      return record;
+    });
+    if (!matched) {
+      throw new DmpError(
+        'AUTH',
+        `the fingerprint does not match ${id}'s identity: do not trust it; dmp peers shows what this relay holds`,
+        {
+          data: { peer: id },
+        },
+      );
+    }
+    return this.book.prepare(id, true);
+  }
+
+  /** Accepts the identity that replaced `peer`'s pinned one (dmp trust PEER --accept-new). */
+  async acceptNewIdentity(peer: string): Promise<PeerIdentity> {
+    const id = parsePeerId(peer, 'peer');
+    await this.book.prepare(id, true);
+    let accepted = false;
+    await new TrustStore(this.components.home).update(id, (record) => {
+      if (!record?.changed) return record;
+      accepted = true;
+      return {
+        sign: record.changed.sign,
+        exchange: record.changed.exchange,
+        serial: record.changed.serial,
+        state: 'pinned',
+        since: this.components.clock.now(),
+      };
+    });
+    if (!accepted) throw new DmpError('USAGE', `${id}'s identity has not changed: nothing to accept`);
+    return this.book.prepare(id, true);
+  }
+
+  /** New key pairs for this peer, published signed by the old ones. */
+  async rotate(): Promise<string> {
+    this.keys = await rotateOwnIdentity(
+      { self: this.self, home: this.components.home, relay: this.components.relay, clock: this.components.clock },
+      this.relayKey,
+    );
+    this.book.rekey(this.keys);
+    return this.fingerprint();
+  }
+
+  /** The Fernet key of the pair (this peer, `peer`): Python opens their files with it. */
+  async pairKey(peer: string): Promise<string> {
+    return this.book.pairKey(await this.requirePeer(peer));
   }
 
   /**

@@ -165,8 +165,10 @@ export class Node {
             if (signal.aborted) break;
             const waiting = backoff.get(peer);
             if (waiting && waiting.until > clock.now()) continue;
-            if (!guard.shouldLook(peer)) continue;
             try {
+              // Keys first (an identity may have appeared, rotated, or been accepted meanwhile).
+              if ((await this.components.sealer.prepare?.(peer)) === false) continue;
+              if (!guard.shouldLook(peer)) continue;
               if (await this.pass(peer, seen)) again.add(peer);
               backoff.delete(peer);
             } catch (error) {

@@ -270,8 +270,16 @@ export class FolderRelay implements RelayStorage {
     this.logger.log('debug', 'foreign-file', { path, type });
   }
 
-  async read(owner: PeerId, dir: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
-    const folder = this.folderState([owner, dir]);
+  read(owner: PeerId, dir: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
+    return this.readIn([owner, dir], name, options);
+  }
+
+  readShared(owner: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
+    return this.readIn([owner], name, options);
+  }
+
+  private async readIn(parts: readonly string[], name: string, options: ReadOptions): Promise<RelayRead | undefined> {
+    const folder = this.folderState(parts);
     // A peer path that is a file, or no folder at all: nothing was published there.
     if (folder.state === 'missing' || folder.state === 'not-a-folder') return undefined;
     if (folder.state !== 'folder') throw badEntry(folder.path, folder.state);
@@ -340,8 +348,15 @@ export class FolderRelay implements RelayStorage {
   }
 
   async publish(dir: PeerId, files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
+    await this.publishInto(await this.ownFolder(dir), files, options);
+  }
+
+  async publishShared(files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
+    await this.publishInto(await this.ownFolder(), files, options);
+  }
+
+  private async publishInto(folder: string, files: readonly RelayFile[], options: PublishOptions): Promise<void> {
     const durable = options.durable ?? true;
-    const folder = await this.ownFolder(dir);
     const staging = this.tempDir ?? folder;
     const written = await Promise.allSettled(
       files.map(async (file) => {

@@ -294,7 +294,7 @@ class OutgoingTransfer {
     const last = index === this.plan.count - 1;
     return encodeChunkPlaintext(
       {
-        v: 1,
+        v: PROTOCOL_VERSION,
         from: this.ctx.self,
         to: this.state.peer,
         tid: this.state.tid,
