@@ -455,13 +455,15 @@ export class Peer {
     let shown = 0;
     let failure: unknown;
     const fail = (error: unknown) => {
+      // Once listening has ended (its count reached, or the caller's signal), nothing fails it.
+      if (stop.signal.aborted) return;
       failure ??= error;
       stop.abort();
     };
     const printer = new Wakeup(clock);
     const show = async () => {
       for (const peer of from ? [from] : await this.peers()) {
-        if (options.count !== undefined && shown >= options.count) return;
+        if (options.count !== undefined && shown >= options.count) break;
         const cursorPath = home.stream(peer, 'inbox.read');
         const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
         const { records, ends } = await inboxOf(home, peer).read(cursor.offset);
