@@ -16,6 +16,7 @@ export interface GlobalArgs {
   poll?: string;
   json?: boolean;
   verbose?: boolean;
+  strict?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
@@ -40,9 +41,14 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
     })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
-    .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
-    T & GlobalArgs
-  >;
+    .option('strict', {
+      type: 'boolean',
+      describe: 'accept nothing from peers not verified with dmp verify [env DMP_STRICT]',
+    })
+    .group(
+      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'strict', 'json', 'verbose', 'help'],
+      'Common options:',
+    ) as Argv<T & GlobalArgs>;
 }
 
 const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home']);
@@ -103,6 +109,9 @@ function restoreOperands(argv: Record<string, unknown>, operands: readonly strin
   }
 }
 
+/** Refusals already printed, so a command that then fails for the same reason says it once. */
+const refusalsSaid = new Set<string>();
+
 /** Human log lines on stderr: warnings always, debug with --verbose. */
 export function stderrLogger(program: string, verbose: boolean): Logger {
   return {
@@ -110,11 +119,13 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       if (level === 'debug' && !verbose) return;
       if (level === 'info' && !verbose) return;
       if (event === 'peer-unauthenticated') {
-        process.stderr.write(
-          `${program}: cannot authenticate files from ${sanitize(String(fields.peer))}: wrong relay key, or a stranger? (its folder is left alone until one of its files authenticates)\n`,
-        );
+        // One line per peer: the reason says whether it is another key, a changed identity, ...
+        refusalsSaid.add(String(fields.reason));
+        process.stderr.write(`${program}: ${sanitize(String(fields.reason))}\n`);
         return;
       }
+      // Said once through peer-unauthenticated above.
+      if (event === 'identity-refused') return;
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
@@ -143,6 +154,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: argv.home,
     poll: parseWholeNumber(argv.poll, 'poll', 'milliseconds'),
     quota: argv.quota,
+    strict: argv.strict,
   });
   return {
     relay: config.relay,
@@ -151,6 +163,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: config.home,
     pollMs: config.pollMs,
     quota: config.quota,
+    strict: config.strict,
     logger: stderrLogger(program, argv.verbose ?? false),
   };
 }
@@ -231,7 +244,7 @@ export function reportError(program: string, error: unknown, command?: string): 
       process.stderr.write(usageLine(program, command, error.message));
       return EXIT_USAGE;
     }
-    process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
+    if (!refusalsSaid.has(error.message)) process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }

@@ -31,6 +31,14 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import {
+  idCommand,
+  pairKeyCommand,
+  peersCommand,
+  rotateCommand,
+  trustCommand,
+  verifyCommand,
+} from './identity-commands.js';
 
 const PROGRAM = 'dmp';
 
@@ -51,15 +59,20 @@ function init() {
     describe: 'write the config in DMP_HOME and create this peer in the relay',
     builder: (y: Argv) =>
       withGlobalOptions(y)
+        .option('force', {
+          type: 'boolean',
+          describe: 'replace a stored key, take over an id, or start anew where the key opens no identity',
+        })
         .example('$0 init --relay ~/Dropbox/relay --id alice', 'the first peer: prints a new key to share')
         .example("$0 init --relay ~/Dropbox/relay --id bob --key 'KEY...'", 'the other peers, with that key'),
-    handler: async (argv: GlobalArgs) => {
+    handler: async (argv: GlobalArgs & { force?: boolean }) => {
       const result = await initPeer({
         relay: argv.relay,
         id: argv.id,
         key: argv.key,
         keyFile: argv['key-file'],
         home: argv.home,
+        force: argv.force,
       });
       if (argv.json) {
         printJson({
@@ -402,7 +415,21 @@ runProgram(
       ['$0 send bob hello there', 'a message to bob'],
       ['$0 listen', 'print messages as they arrive'],
     ],
-    commands: [keygen(), init(), send(), listen(), pingCommand(), daemonCommand(), statusCommand()],
+    commands: [
+      keygen(),
+      init(),
+      idCommand(),
+      peersCommand(),
+      verifyCommand(),
+      trustCommand(),
+      rotateCommand(),
+      pairKeyCommand(),
+      send(),
+      listen(),
+      pingCommand(),
+      daemonCommand(),
+      statusCommand(),
+    ],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

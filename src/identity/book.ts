@@ -59,8 +59,10 @@ interface Entry {
   identity?: PeerIdentity;
   version?: string;
   checkedAt: number;
-  /** Keys to open with, newest first; the first seals. */
+  /** Keys to open with, newest first; the first seals. Derived from `record` when needed. */
   keys?: FernetKey[];
+  /** The accepted trust record the keys come from. */
+  record?: TrustRecord;
 }
 
 const usable = (standing: Standing) => standing === 'pinned' || standing === 'verified';
@@ -117,9 +119,10 @@ export class IdentityBook {
       });
     }
     // The trust store may have changed under us (dmp trust, dmp verify in another process).
-    const record = (await this.trust.read())[peer];
-    const versionKey = `${read.version}|${JSON.stringify(record ?? null)}|${this.init.strict ? 1 : 0}`;
-    if (entry.version === versionKey && entry.identity) return entry.identity;
+    const stored = (await this.trust.read())[peer];
+    const versionOf = (record: TrustRecord | undefined) =>
+      `${read.version}|${JSON.stringify(record ?? null)}|${this.init.strict ? 1 : 0}`;
+    if (entry.version === versionOf(stored) && entry.identity) return entry.identity;
     let identity: PublicIdentity;
     try {
       identity = decodeIdentity(decryptText(this.init.relayKey, read.data), peer);
@@ -129,19 +132,16 @@ export class IdentityBook {
         error.code === 'AUTH'
           ? `${peer}'s identity does not open with this relay key (another key, or a stranger)`
           : `${peer}'s identity is not valid: ${error.message}`;
-      return this.settle(peer, entry, versionKey, { peer, standing: 'stranger', reason });
+      return this.settle(peer, entry, versionOf(stored), { peer, standing: 'stranger', reason });
     }
-    const judged = evaluate(record, identity, clock.now());
+    const judged = evaluate(stored, identity, clock.now());
     let next = judged.record;
-    if (judged.evaluation !== 'same' || next !== record) {
-      next =
-        (await this.trust.update(peer, (stored) => {
-          const again = evaluate(stored, identity, clock.now());
-          return again.record;
-        })) ?? next;
+    if (JSON.stringify(next) !== JSON.stringify(stored)) {
+      next = (await this.trust.update(peer, (current) => evaluate(current, identity, clock.now()).record)) ?? next;
     }
     if (judged.evaluation === 'rotated') this.components.logger.log('info', 'identity-rotated', { peer });
-    return this.settle(peer, entry, versionKey, this.standingOf(peer, next));
+    entry.record = next;
+    return this.settle(peer, entry, versionOf(next), this.standingOf(peer, next));
   }
 
   private standingOf(peer: PeerId, record: TrustRecord): PeerIdentity {
@@ -170,7 +170,8 @@ export class IdentityBook {
     const before = entry.identity;
     entry.identity = identity;
     entry.version = version;
-    delete entry.keys;
+    // Keys stay while the same identity stays accepted: work in flight keeps sealing with them.
+    if (!usable(identity.standing) || before?.fingerprint !== identity.fingerprint) delete entry.keys;
     if (before?.standing !== identity.standing || before?.reason !== identity.reason) {
       if (!usable(identity.standing) && identity.standing !== 'unknown') {
         this.components.logger.log('warn', 'identity-refused', {
@@ -194,13 +195,7 @@ export class IdentityBook {
    * node calls this before every look at the peer's folder; commands call it before they act.
    */
   async prepare(peer: PeerId, force = false): Promise<PeerIdentity> {
-    const identity = await this.refresh(peer, force);
-    const entry = this.entries.get(peer);
-    if (entry && !entry.keys && usable(identity.standing)) {
-      const record = (await this.trust.read())[peer];
-      if (record) entry.keys = this.derive(peer, record);
-    }
-    return identity;
+    return this.refresh(peer, force);
   }
 
   /**
@@ -212,6 +207,10 @@ export class IdentityBook {
     const entry = this.entries.get(peer);
     if (entry?.keys) return entry.keys;
     const identity = entry?.identity;
+    if (entry?.record && identity && usable(identity.standing)) {
+      entry.keys = this.derive(peer, entry.record);
+      return entry.keys;
+    }
     const pending = identity === undefined || identity.standing === 'unknown' || usable(identity.standing);
     throw new DmpError('AUTH', identity?.reason ?? `${peer}'s identity is not known yet`, {
       data: { peer, check: pending ? 'identity-pending' : 'identity', standing: identity?.standing ?? 'unknown' },

@@ -104,7 +104,7 @@ export class AuthGuard {
     if (!cleanMacFailure) return record.unauthenticated ? 'unauthenticated' : 'damaged';
     record.failures.add(`${file}@${version}`);
     if (record.failures.size < FAILURES_FOR_VERDICT) return 'damaged';
-    this.markUnauthenticated(peer, record, 'its files do not authenticate (another key, or a stranger)');
+    this.markUnauthenticated(peer, record, `${peer}'s files do not authenticate (another key, or a stranger?)`);
     return 'unauthenticated';
   }
 

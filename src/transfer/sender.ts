@@ -183,6 +183,8 @@ class OutgoingTransfer {
             recycle(freeBlocks, done.parts[1], blockSize);
             return done.token;
           });
+          // Awaited in order below; until then a failure must not count as unhandled.
+          token.catch(() => {});
           encrypting.push({ index, token });
           while (encrypting.length >= PIPELINE_DEPTH) await publishOldest();
         }

@@ -55,8 +55,14 @@ describe('pair keys and identity documents', () => {
     }[];
     assert.ok(vectors.length >= 3);
     for (const vector of vectors) {
-      const fromA = derivePairKey({ id: vector.a.id, exchange: pairFrom(vector.a) }, { id: vector.b.id, exchange: vector.b.x });
-      const fromB = derivePairKey({ id: vector.b.id, exchange: pairFrom(vector.b) }, { id: vector.a.id, exchange: vector.a.x });
+      const fromA = derivePairKey(
+        { id: vector.a.id, exchange: pairFrom(vector.a) },
+        { id: vector.b.id, exchange: vector.b.x },
+      );
+      const fromB = derivePairKey(
+        { id: vector.b.id, exchange: pairFrom(vector.b) },
+        { id: vector.a.id, exchange: vector.a.x },
+      );
       assert.equal(fromA, vector.pairKey);
       assert.equal(fromB, vector.pairKey);
       // A standard Fernet key: url-safe base64 with its padding.
@@ -155,7 +161,7 @@ class World {
 }
 
 describe('three peers on one relay', () => {
-  test('carol holds the relay key but can read none of alice and bob\'s files; Python reads them with the pair key', async () => {
+  test("carol holds the relay key but can read none of alice and bob's files; Python reads them with the pair key", async () => {
     const world = await new World().init();
     try {
       const alice = await world.open(ALICE);
@@ -214,12 +220,25 @@ describe('three peers on one relay', () => {
       world.replicas.carol.put('alice/bob/msg-000000000003.dmp', forge(world.key, msg(3, 'forged 3')), true);
       world.replicas.carol.put('alice/bob/msg-999999999999.dmp', forge(carolBob, msg(999_999_999_999, 'far')), true);
       // A forged ack of bob claiming everything up to 10^12 delivered, in bob's folder for alice.
-      const ack = { v: PROTOCOL_VERSION, type: 'ack', from: BOB, to: ALICE, seq: 1e12, sentAt: 0, body: { through: 1e12, resend: [] } };
+      const ack = {
+        v: PROTOCOL_VERSION,
+        type: 'ack',
+        from: BOB,
+        to: ALICE,
+        seq: 1e12,
+        sentAt: 0,
+        body: { through: 1e12, resend: [] },
+      };
       world.replicas.carol.put('bob/alice/ack.dmp', forge(world.key, ack), true);
       await world.sync.idle();
 
       const received: InboxMessage[] = [];
-      const listening = bob.listen({ count: 4, timeoutMs: 60_000, signal: world.signal, onMessage: (m) => received.push(m) });
+      const listening = bob.listen({
+        count: 4,
+        timeoutMs: 60_000,
+        signal: world.signal,
+        onMessage: (m) => received.push(m),
+      });
       listening.catch(() => {});
       // alice goes on numbering as if nothing happened; her real third message replaces the forgery.
       assert.deepEqual(await alice.send('bob', ['three', 'four'], { wait: true, timeoutMs: 60_000 }), [3, 4]);
@@ -248,7 +267,10 @@ describe('three peers on one relay', () => {
       await rm(bobHome, { recursive: true, force: true });
       const newBob = await world.open(BOB);
       await world.sync.idle();
-      await assert.rejects(alice.send('bob', ['to a stranger?']), isAuth(/bob's identity changed .*dmp trust bob --accept-new/));
+      await assert.rejects(
+        alice.send('bob', ['to a stranger?']),
+        isAuth(/bob's identity changed .*dmp trust bob --accept-new/),
+      );
       const changed = (await alice.identities()).find((entry) => entry.peer === 'bob');
       assert.equal(changed?.standing, 'changed');
       assert.equal(changed?.newFingerprint, newBob.fingerprint());
@@ -287,9 +309,17 @@ describe('three peers on one relay', () => {
       const refused: string[] = [];
       bob.onUnauthenticated((peer) => refused.push(peer));
       const received: InboxMessage[] = [];
-      const listening = bob.listen({ count: 50, timeoutMs: 60_000, signal: world.signal, onMessage: (m) => received.push(m) });
+      const listening = bob.listen({
+        count: 50,
+        timeoutMs: 60_000,
+        signal: world.signal,
+        onMessage: (m) => received.push(m),
+      });
       listening.catch(() => {});
-      await alice.send('bob', Array.from({ length: 50 }, (_, i) => `m${i + 1}`));
+      await alice.send(
+        'bob',
+        Array.from({ length: 50 }, (_, i) => `m${i + 1}`),
+      );
       assert.equal(await listening, 50);
       assert.deepEqual(refused, ['carol']);
       const carolStanding = (await bob.identities()).find((entry) => entry.peer === 'carol');
