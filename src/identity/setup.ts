@@ -28,6 +28,9 @@ export interface OwnIdentityComponents {
 /** Loads this peer's keys, making and storing them (mode 600) the first time. */
 export async function ownKeys(components: Pick<OwnIdentityComponents, 'home' | 'clock'>): Promise<IdentityKeys> {
   const { home, clock } = components;
+  // The usual case reads the file; only making the keys needs the lock (two first runs at once).
+  const stored = await loadIdentityKeys(home.identityKeys);
+  if (stored) return stored;
   return withLock(home.lock('identity'), async () => {
     const existing = await loadIdentityKeys(home.identityKeys);
     if (existing) return existing;

@@ -65,6 +65,8 @@ export function evaluate(
     // A stale copy of the identity before the rotation we already followed.
     return { evaluation: 'same', record };
   }
+  // The same replacement seen again is not news: keep when it was first seen.
+  if (record.changed && sameKeys(record.changed, keys)) return { evaluation: 'changed', record };
   return { evaluation: 'changed', record: { ...record, changed: { ...keys, serial: identity.serial, seenAt: now } } };
 }
 
