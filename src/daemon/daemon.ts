@@ -9,12 +9,12 @@ import { dirname, join, relative, sep } from 'node:path';
 import { type Cancel, type Clock, systemClock } from '../clock.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
+import { freeName } from '../local/free-name.js';
 import { HomeLayout } from '../local/home.js';
 import { acquireLock, type Release } from '../local/lock.js';
 import type { Logger } from '../log.js';
 import { Peer, type PeerOptions } from '../peer.js';
 import type { TransferEvent } from '../transfer/events.js';
-import { freeName } from '../transfer/safe-path.js';
 import type { PeerId } from '../util/peer-id.js';
 import { Spool, type SpoolFile } from './spool.js';
 
