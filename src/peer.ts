@@ -20,6 +20,13 @@ import { type Logger, silentLogger } from './log.js';
 import { AuthGuard } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
+import {
+  DEFAULT_PRESENCE_INTERVAL_MS,
+  isOnline,
+  PresencePublisher,
+  PresenceTracker,
+  type Seen,
+} from './presence/presence.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
 import { MessageService } from './stream/message-service.js';
@@ -111,6 +118,14 @@ export interface ReceiveFilesOptions {
 }
 
 /** Messages waiting each way between this peer and another. */
+/** What `dmp who` shows of one peer. */
+export interface WhoEntry {
+  peer: PeerId;
+  online: boolean;
+  /** When this machine last saw anything new of the peer (its clock), ms since the epoch. */
+  lastSeen?: number;
+}
+
 export interface MessageCounts {
   /** Sent to the peer and not yet acknowledged. */
   outgoing: number;
@@ -130,12 +145,21 @@ export class Peer {
   private readonly book: IdentityBook;
   private readonly relayKey: FernetKey;
   private keys: IdentityKeys;
+  private readonly publisher: PresencePublisher;
+  private readonly tracker: PresenceTracker;
 
   private constructor(node: Node, identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys }) {
     this.node = node;
     this.book = identity.book;
     this.relayKey = identity.relayKey;
     this.keys = identity.keys;
+    const presence = {
+      relayKey: identity.relayKey,
+      book: identity.book,
+      signKey: () => this.keys.sign,
+    };
+    this.publisher = new PresencePublisher(node.components, presence);
+    this.tracker = new PresenceTracker(node.components, presence);
     this.components = node.components;
     this.self = node.components.self;
     this.messages = new MessageService(this.components);
@@ -614,6 +638,46 @@ export class Peer {
       (name) => (parseMessageName(name) ?? 0) > delivered,
     ).length;
     return { outgoing, incoming: waiting + unread };
+  }
+
+  /**
+   * Says this peer is online, again every `intervalMs`, until the signal; then offline. The
+   * daemon runs it; so will the chat.
+   */
+  publishPresence(signal: AbortSignal, intervalMs = DEFAULT_PRESENCE_INTERVAL_MS): Promise<void> {
+    return this.publisher.run(signal, intervalMs);
+  }
+
+  /** Says offline now (dmp logout). */
+  logout(): Promise<void> {
+    return this.publisher.goOffline();
+  }
+
+  /** Records that something new of `peer` arrived (the daemon calls it on activity). */
+  heard(peer: PeerId): Promise<void> {
+    return this.tracker.heard(peer);
+  }
+
+  /** Every other peer: online now (by this machine's judgement) and when last seen. */
+  async who(): Promise<WhoEntry[]> {
+    const now = this.components.clock.now();
+    const entries: WhoEntry[] = [];
+    for (const peer of await this.peers()) {
+      await this.book.prepare(peer);
+      const seen: Seen | undefined = await this.tracker.observe(peer);
+      entries.push({
+        peer,
+        online: isOnline(seen, now),
+        ...(seen && seen.lastSeen > 0 ? { lastSeen: seen.lastSeen } : {}),
+      });
+    }
+    await this.tracker.flush();
+    return entries;
+  }
+
+  /** Peers seen (online, or anything of theirs arriving) since `since`, ms since the epoch. */
+  async whoSince(since: number): Promise<WhoEntry[]> {
+    return (await this.who()).filter((entry) => entry.online || (entry.lastSeen ?? 0) >= since);
   }
 
   /** Bytes of this peer's files in the relay (what counts against the quota). */

@@ -39,6 +39,7 @@ import {
   trustCommand,
   verifyCommand,
 } from './identity-commands.js';
+import { logoutCommand, whoCommand } from './presence-commands.js';
 
 const PROGRAM = 'dmp';
 
@@ -424,6 +425,8 @@ runProgram(
       trustCommand(),
       rotateCommand(),
       pairKeyCommand(),
+      whoCommand(),
+      logoutCommand(),
       send(),
       listen(),
       pingCommand(),

@@ -231,6 +231,12 @@ export class IdentityBook {
     return keys;
   }
 
+  /** The sign key of `peer`'s accepted identity (base64url), to check what it signs; undefined when not accepted. */
+  signKeyOf(peer: PeerId): string | undefined {
+    const entry = this.entries.get(peer);
+    return entry?.identity && usable(entry.identity.standing) ? entry.record?.sign : undefined;
+  }
+
   /** The pair key with `peer` in its text form (dmp pair-key), for Python and other tools. */
   async pairKey(peer: PeerId): Promise<string> {
     await this.prepare(peer, true);

@@ -70,6 +70,11 @@ export class HomeLayout {
     return join(this.root, 'state', this.self, 'trust.json');
   }
 
+  /** When this peer last saw each other peer (presence, messages, files): dmp who --since. */
+  get seen(): string {
+    return join(this.root, 'state', this.self, 'seen.json');
+  }
+
   lock(name: string): string {
     return join(this.root, 'locks', name);
   }

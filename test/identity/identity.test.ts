@@ -11,21 +11,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ManualClock } from '../../src/clock.js';
 import { decryptText, encryptText, generateKey, parseKey } from '../../src/crypto/fernet.js';
 import { DmpError } from '../../src/errors.js';
 import { decodeIdentity, encodeIdentity, fingerprint, normalizeFingerprint } from '../../src/identity/document.js';
 import { derivePairKey, generateIdentityKeys, type KeyPair, rotateIdentityKeys } from '../../src/identity/keys.js';
 import { evaluate } from '../../src/identity/trust.js';
 import { encodeEnvelope, PROTOCOL_VERSION } from '../../src/node/envelope.js';
-import { Peer } from '../../src/peer.js';
-import { MemoryRelay, RelayReplica, SimulatedSync } from '../../src/relay/memory-relay.js';
 import type { InboxMessage } from '../../src/stream/receiver.js';
-import { type PeerId, parsePeerId } from '../../src/util/peer-id.js';
+import { ALICE, BOB, CAROL, World } from '../support/three-peers.js';
 
-const ALICE = parsePeerId('alice');
-const BOB = parsePeerId('bob');
-const CAROL = parsePeerId('carol');
 const REPO = new URL('../../..', import.meta.url).pathname;
 
 interface VectorSide {
@@ -111,54 +105,6 @@ describe('pair keys and identity documents', () => {
     assert.equal(normalizeFingerprint('12345'), undefined);
   });
 });
-
-/** Three machines, three copies of the relay, a simulated sync between them, one manual clock. */
-class World {
-  readonly clock = new ManualClock();
-  readonly replicas = { alice: new RelayReplica(), bob: new RelayReplica(), carol: new RelayReplica() };
-  readonly sync = new SimulatedSync(Object.values(this.replicas), {
-    seed: 9009,
-    maxDelayMs: 20,
-    duplicateRate: 0.2,
-    clock: this.clock,
-  });
-  readonly key = generateKey();
-  readonly homes: Record<string, string> = {};
-  private readonly peers: Peer[] = [];
-  private readonly stopClock = this.clock.run();
-  private readonly ending = new AbortController();
-  readonly signal = this.ending.signal;
-
-  async open(id: PeerId, options: { strict?: boolean; key?: string } = {}): Promise<Peer> {
-    this.homes[id] ??= await mkdtemp(join(tmpdir(), `dmp-identity-${id}-`));
-    const peer = await Peer.open({
-      relay: new MemoryRelay(this.replicas[id as keyof World['replicas']], id, { clock: this.clock }),
-      id,
-      key: options.key ?? this.key,
-      home: this.homes[id] ?? '',
-      clock: this.clock,
-      cryptoWorker: false,
-      strict: options.strict,
-    });
-    this.peers.push(peer);
-    return peer;
-  }
-
-  /** Every peer made its identity (dmp init) and the copies agree. */
-  async init(): Promise<this> {
-    for (const id of [ALICE, BOB, CAROL]) (await this.open(id)).close();
-    await this.sync.idle();
-    return this;
-  }
-
-  async close(): Promise<void> {
-    this.ending.abort();
-    for (const peer of this.peers) peer.close();
-    this.sync.stop();
-    this.stopClock();
-    await Promise.all(Object.values(this.homes).map((home) => rm(home, { recursive: true, force: true })));
-  }
-}
 
 describe('three peers on one relay', () => {
   test("carol holds the relay key but can read none of alice and bob's files; Python reads them with the pair key", async () => {
