@@ -4,6 +4,7 @@
  * the daemon are thin layers over this.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { BroadcastService } from './broadcast/broadcast.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
@@ -72,6 +73,8 @@ export interface PeerOptions {
   cryptoWorker?: boolean;
   /** Accept nothing from a peer whose identity was not verified (dmp verify). @default false */
   strict?: boolean;
+  /** How long this peer's broadcasts stay for readers that have not acknowledged them, ms. @default 7 days */
+  broadcastRetentionMs?: number;
 }
 
 export interface SendOptions {
@@ -147,8 +150,13 @@ export class Peer {
   private keys: IdentityKeys;
   private readonly publisher: PresencePublisher;
   private readonly tracker: PresenceTracker;
+  private readonly broadcasts: BroadcastService;
 
-  private constructor(node: Node, identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys }) {
+  private constructor(
+    node: Node,
+    identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys },
+    broadcastRetentionMs?: number,
+  ) {
     this.node = node;
     this.book = identity.book;
     this.relayKey = identity.relayKey;
@@ -159,6 +167,8 @@ export class Peer {
       signKey: () => this.keys.sign,
     };
     this.publisher = new PresencePublisher(node.components, presence);
+    this.broadcasts = new BroadcastService(node.components, { ...presence, retentionMs: broadcastRetentionMs });
+    node.register(this.broadcasts.acks);
     this.tracker = new PresenceTracker(node.components, presence);
     this.components = node.components;
     this.self = node.components.self;
@@ -212,7 +222,7 @@ export class Peer {
       logger,
       quota: options.quota ?? DEFAULT_QUOTA,
     });
-    return new Peer(node, { book, relayKey: key, keys });
+    return new Peer(node, { book, relayKey: key, keys }, options.broadcastRetentionMs);
   }
 
   /** Where this peer's local files are (DMP_HOME). */
@@ -420,6 +430,11 @@ export class Peer {
     }
   }
 
+  /** Publishes each text as one broadcast to every member; returns their sequence numbers. */
+  broadcast(texts: readonly string[]): Promise<number[]> {
+    return this.broadcasts.send(texts);
+  }
+
   /** Pings `to` like ping(8). */
   async ping(to: string, options: PingOptions = {}): Promise<PingReply[]> {
     const peer = await this.requirePeer(to);
@@ -437,9 +452,12 @@ export class Peer {
       purpose: 'another dmp listen or the daemon',
       logger: this.components.logger,
     });
-    const unregister = this.node.register(this.messages.receiving(onDelivered));
+    const unregister = [
+      this.node.register(this.messages.receiving(onDelivered)),
+      this.node.register(this.broadcasts.receiving(onDelivered)),
+    ];
     return async () => {
-      unregister();
+      for (const undo of unregister) undo();
       await release();
     };
   }
@@ -487,19 +505,25 @@ export class Peer {
     const printer = new Wakeup(clock);
     const show = async () => {
       for (const peer of from ? [from] : await this.peers()) {
-        if (options.count !== undefined && shown >= options.count) break;
-        const cursorPath = home.stream(peer, 'inbox.read');
-        const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
-        const { records, ends } = await inboxOf(home, peer).read(cursor.offset);
-        if (records.length === 0) continue;
-        let taken = 0;
-        for (const record of records) {
+        // Direct messages and broadcasts: two journals, each with its own cursor.
+        for (const [journal, cursorName] of [
+          [inboxOf(home, peer), 'inbox.read'],
+          [this.broadcasts.inbox(peer), 'broadcast.read'],
+        ] as const) {
           if (options.count !== undefined && shown >= options.count) break;
-          options.onMessage(record);
-          shown += 1;
-          taken += 1;
+          const cursorPath = home.stream(peer, cursorName);
+          const cursor = (await readJsonFile<ReadCursor>(cursorPath)) ?? { offset: 0 };
+          const { records, ends } = await journal.read(cursor.offset);
+          if (records.length === 0) continue;
+          let taken = 0;
+          for (const record of records) {
+            if (options.count !== undefined && shown >= options.count) break;
+            options.onMessage(record);
+            shown += 1;
+            taken += 1;
+          }
+          await writeJsonFile(cursorPath, { offset: ends[taken - 1] ?? cursor.offset } satisfies ReadCursor);
         }
-        await writeJsonFile(cursorPath, { offset: ends[taken - 1] ?? cursor.offset } satisfies ReadCursor);
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };

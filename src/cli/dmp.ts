@@ -127,21 +127,9 @@ function send() {
         .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement")
         .example('$0 send bob -- -1 is less than 0', "text that starts with '-'"),
     handler: async (argv: SendArgs) => {
-      const { peer: peerId, text: words = [] } = argv;
+      const { peer: peerId } = argv;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
-      let texts: string[];
-      if (argv.lines) {
-        if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
-        const input = await readStdin();
-        texts = input.split('\n');
-        if (texts.at(-1) === '') texts.pop();
-      } else if (argv.stdin && words.length === 0) {
-        texts = [await readStdin()];
-      } else if (words.length > 0) {
-        texts = [words.join(' ')];
-      } else {
-        throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
-      }
+      const texts = await textsToSend(argv);
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
@@ -177,6 +165,47 @@ function send() {
   };
 }
 
+/** What `send` and `broadcast` send: the words, stdin as one text ('-'), or one per line (--lines). */
+async function textsToSend(argv: { text?: string[]; lines?: boolean; stdin?: boolean }): Promise<string[]> {
+  const words = argv.text ?? [];
+  if (argv.lines) {
+    if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
+    const texts = (await readStdin()).split('\n');
+    if (texts.at(-1) === '') texts.pop();
+    return texts;
+  }
+  if (argv.stdin && words.length === 0) return [await readStdin()];
+  if (words.length > 0) return [words.join(' ')];
+  throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
+}
+
+function broadcastCommand() {
+  return {
+    command: 'broadcast [text..]',
+    describe: "send to every member of the relay: words, '-' for stdin, or --lines",
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('text', { type: 'string', array: true, describe: "the message, or '-' to read stdin" })
+        .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own broadcast' })
+        .option('stdin', { type: 'boolean', hidden: true })
+        .example('$0 broadcast the build is green', 'everyone in the relay gets it, once, in order'),
+    handler: async (argv: GlobalArgs & { text?: string[]; lines?: boolean; stdin?: boolean }) => {
+      const texts = await textsToSend(argv);
+      const peer = await openPeer(argv, PROGRAM);
+      try {
+        const seqs = await peer.broadcast(texts);
+        if (argv.json) printJson({ event: 'broadcast', count: seqs.length, first: seqs[0], last: seqs.at(-1) });
+        else
+          process.stderr.write(
+            `dmp: ${seqs.length} broadcast${seqs.length === 1 ? '' : 's'} sent (#${seqs[0]}${seqs.length > 1 ? `-${seqs.at(-1)}` : ''})\n`,
+          );
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
 interface ListenArgs extends GlobalArgs {
   from?: string;
   count?: string;
@@ -202,9 +231,10 @@ function printMessage(message: InboxMessage, json: boolean): void {
       text: message.text,
       sentAt: new Date(message.sentAt).toISOString(),
       receivedAt: new Date(message.receivedAt).toISOString(),
+      broadcast: message.broadcast === true,
     });
   } else {
-    process.stdout.write(formatMessage(message.from, message.text));
+    process.stdout.write(formatMessage(message.broadcast ? `${message.from} (to all)` : message.from, message.text));
   }
 }
 
@@ -428,6 +458,7 @@ runProgram(
       whoCommand(),
       logoutCommand(),
       send(),
+      broadcastCommand(),
       listen(),
       pingCommand(),
       daemonCommand(),

@@ -70,6 +70,11 @@ export class HomeLayout {
     return join(this.root, 'state', this.self, 'trust.json');
   }
 
+  /** This peer's broadcast stream: its log, counter and the readers' acks. */
+  broadcast(file: string): string {
+    return join(this.root, 'state', this.self, 'broadcast', file);
+  }
+
   /** When this peer last saw each other peer (presence, messages, files): dmp who --since. */
   get seen(): string {
     return join(this.root, 'state', this.self, 'seen.json');

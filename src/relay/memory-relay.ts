@@ -135,6 +135,15 @@ export class MemoryRelay implements RelayStorage {
     return this.readPath(`${owner}/${name}`, options);
   }
 
+  async listShared(owner: PeerId): Promise<string[]> {
+    const names: string[] = [];
+    for (const path of this.replica.files.keys()) {
+      const parts = path.split('/');
+      if (parts.length === 2 && parts[0] === owner && isRelayName(parts[1] ?? '')) names.push(parts[1] ?? '');
+    }
+    return names;
+  }
+
   async publishShared(files: readonly RelayFile[], _options?: PublishOptions): Promise<void> {
     this.checkWritable();
     for (const file of files) this.replica.put(`${this.self}/${file.name}`, Buffer.from(file.data), true);
@@ -145,6 +154,11 @@ export class MemoryRelay implements RelayStorage {
     for (const file of files) {
       this.replica.put(`${this.self}/${dir}/${file.name}`, Buffer.from(file.data), true);
     }
+  }
+
+  async removeShared(names: readonly string[]): Promise<void> {
+    this.checkWritable();
+    for (const name of names) this.replica.delete(`${this.self}/${name}`, true);
   }
 
   async remove(dir: PeerId, names: readonly string[]): Promise<void> {

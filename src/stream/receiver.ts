@@ -32,6 +32,8 @@ export interface InboxMessage {
   text: string;
   sentAt: number;
   receivedAt: number;
+  /** A broadcast to every member, not a message to this peer alone. */
+  broadcast?: true;
 }
 
 const BATCH_MESSAGES = 1000;

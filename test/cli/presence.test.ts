@@ -57,3 +57,26 @@ describe('dmp who', () => {
     assert.match(bad.stderr, /invalid --since 'yesterday'/);
   });
 });
+
+describe('dmp broadcast', () => {
+  test('every member gets it once, marked as a broadcast, next to direct messages', async () => {
+    const p = await makePeers('dmp-bcast-');
+    cleanups.push(p.cleanup);
+    const sent = await runDmp(['broadcast', 'hello', 'everyone'], { home: p.alice });
+    assert.equal(sent.code, 0, describeResult(sent));
+    assert.match(sent.stderr, /1 broadcast sent \(#1\)/);
+    assert.equal((await runDmp(['send', 'bob', 'just for bob'], { home: p.alice })).code, 0);
+    const listened = await runDmp(['listen', '--count', '2', '--timeout', '20', '--json'], { home: p.bob });
+    assert.equal(listened.code, 0, describeResult(listened));
+    const got = (jsonLines(listened.stdout) as { text: string; broadcast: boolean }[]).map(
+      (message) => `${message.text} ${message.broadcast}`,
+    );
+    assert.deepEqual(got.sort(), ['hello everyone true', 'just for bob false']);
+    // Shown once: a second listen has nothing new.
+    const again = await runDmp(['listen', '--timeout', '2'], { home: p.bob });
+    assert.equal(again.stdout, '');
+    assert.equal((await runDmp(['broadcast', 'two'], { home: p.alice })).code, 0);
+    const human = await runDmp(['listen', '--count', '1', '--timeout', '20'], { home: p.bob });
+    assert.equal(human.stdout, 'alice (to all): two\n');
+  });
+});

@@ -32,7 +32,10 @@ export class World {
   private readonly ending = new AbortController();
   readonly signal: AbortSignal = this.ending.signal;
 
-  async open(id: PeerId, options: { strict?: boolean; key?: string } = {}): Promise<Peer> {
+  async open(
+    id: PeerId,
+    options: { strict?: boolean; key?: string; broadcastRetentionMs?: number } = {},
+  ): Promise<Peer> {
     this.homes[id] ??= await mkdtemp(join(tmpdir(), `dmp-identity-${id}-`));
     const peer = await Peer.open({
       relay: new MemoryRelay(this.replicas[id as keyof World['replicas']], id, { clock: this.clock }),
@@ -42,6 +45,7 @@ export class World {
       clock: this.clock,
       cryptoWorker: false,
       strict: options.strict,
+      broadcastRetentionMs: options.broadcastRetentionMs,
     });
     this.peers.push(peer);
     return peer;
