@@ -14,6 +14,7 @@ import type { IdentityKeys } from './identity/keys.js';
 import { PairSealer } from './identity/pair-sealer.js';
 import { ownKeys, publishIdentity, rotateOwnIdentity } from './identity/setup.js';
 import { recordFingerprint, sameFingerprint, TrustStore } from './identity/trust.js';
+import { BlockList } from './local/block-list.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
 import { HomeLayout } from './local/home.js';
 import { acquireLock, type Release } from './local/lock.js';
@@ -155,6 +156,7 @@ export class Peer {
   private constructor(
     node: Node,
     identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys },
+    private readonly blockList: BlockList,
     broadcastRetentionMs?: number,
   ) {
     this.node = node;
@@ -212,17 +214,21 @@ export class Peer {
       if (identity.standing === 'pinned' || identity.standing === 'verified') guard.reset(identity.peer);
       else if (identity.standing !== 'unknown') guard.refuse(identity.peer, identity.reason ?? identity.standing);
     });
-    const node = new Node({
-      self,
-      relay,
-      sealer: new PairSealer({ book, now: () => clock.now(), worker: options.cryptoWorker }),
-      guard,
-      home,
-      clock,
-      logger,
-      quota: options.quota ?? DEFAULT_QUOTA,
-    });
-    return new Peer(node, { book, relayKey: key, keys }, options.broadcastRetentionMs);
+    const blocked = new BlockList(home);
+    const node = new Node(
+      {
+        self,
+        relay,
+        sealer: new PairSealer({ book, now: () => clock.now(), worker: options.cryptoWorker }),
+        guard,
+        home,
+        clock,
+        logger,
+        quota: options.quota ?? DEFAULT_QUOTA,
+      },
+      { blocked },
+    );
+    return new Peer(node, { book, relayKey: key, keys }, blocked, options.broadcastRetentionMs);
   }
 
   /** Where this peer's local files are (DMP_HOME). */
@@ -428,6 +434,22 @@ export class Peer {
     } finally {
       unsubscribe();
     }
+  }
+
+  /**
+   * Blocks (`on`) or unblocks `peer`: nothing of it reaches the user on any path, its messages
+   * are acknowledged and dropped, and it is not told. Unblocking does not replay what was
+   * dropped. Returns whether anything changed.
+   */
+  async block(peer: string, on = true): Promise<boolean> {
+    const id = parsePeerId(peer, 'peer');
+    if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
+    return this.blockList.set(id, on);
+  }
+
+  /** The peers this peer blocks. */
+  blocked(): Promise<string[]> {
+    return this.blockList.list();
   }
 
   /** Publishes each text as one broadcast to every member; returns their sequence numbers. */
@@ -686,7 +708,10 @@ export class Peer {
   async who(): Promise<WhoEntry[]> {
     const now = this.components.clock.now();
     const entries: WhoEntry[] = [];
+    await this.blockList.refresh();
     for (const peer of await this.peers()) {
+      // Nothing of a blocked peer reaches the user, its presence included.
+      if (this.blockList.has(peer)) continue;
       await this.book.prepare(peer);
       const seen: Seen | undefined = await this.tracker.observe(peer);
       entries.push({

@@ -188,15 +188,15 @@ export class BroadcastService {
   receiving(onDelivered: (author: PeerId, messages: InboxMessage[]) => void): IncomingHandler {
     return {
       kinds: [],
-      handle: async (author) => {
-        const delivered = await this.poll(author);
+      handle: async (author, _names, { blocked }) => {
+        const delivered = await this.poll(author, blocked);
         if (delivered.length > 0) onDelivered(author, delivered);
         return delivered.length >= BATCH;
       },
     };
   }
 
-  private async poll(author: PeerId): Promise<InboxMessage[]> {
+  private async poll(author: PeerId, drop: boolean): Promise<InboxMessage[]> {
     const { relay, clock, home, self } = this.components;
     const signer = this.init.book.signKeyOf(author);
     if (!signer) return [];
@@ -238,7 +238,8 @@ export class BroadcastService {
       });
     }
     if (out.length > 0) {
-      await this.inbox(author).append(out);
+      // A blocked author's broadcasts are acknowledged and dropped.
+      if (!drop) await this.inbox(author).append(out);
       through += out.length;
     }
     if (through !== this.delivered.get(author) || resend.length > 0) {
@@ -264,7 +265,7 @@ export class BroadcastService {
         { durable: false },
       );
     }
-    return out;
+    return drop ? [] : out;
   }
 
   private open(author: PeerId, seq: number, data: Buffer, signer: string): BroadcastRecord | undefined {

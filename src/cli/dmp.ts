@@ -39,7 +39,7 @@ import {
   trustCommand,
   verifyCommand,
 } from './identity-commands.js';
-import { logoutCommand, whoCommand } from './presence-commands.js';
+import { blockCommands, blockedCommand, logoutCommand, whoCommand } from './presence-commands.js';
 
 const PROGRAM = 'dmp';
 
@@ -457,6 +457,8 @@ runProgram(
       pairKeyCommand(),
       whoCommand(),
       logoutCommand(),
+      ...blockCommands(),
+      blockedCommand(),
       send(),
       broadcastCommand(),
       listen(),

@@ -1,4 +1,7 @@
-/** dmp who [--since], dmp logout: presence as this machine judges it (src/presence/presence.ts). */
+/**
+ * dmp who [--since], logout: presence as this machine judges it (src/presence/presence.ts); and
+ * block, unblock, blocked: whom this peer hears from at all.
+ */
 import type { Argv } from 'yargs';
 import { DmpError, type Peer } from '../index.js';
 import { type GlobalArgs, openPeer, printJson, withGlobalOptions } from './common.js';
@@ -83,6 +86,49 @@ export function logoutCommand() {
       withPeer(argv, async (peer) => {
         await peer.logout();
         if (!argv.json) process.stderr.write(`dmp: ${peer.self} is offline\n`);
+      }),
+  };
+}
+
+interface BlockArgs extends GlobalArgs {
+  peer: string;
+}
+
+function blockCommand(on: boolean) {
+  return {
+    command: `${on ? 'block' : 'unblock'} <peer>`,
+    describe: on
+      ? 'nothing from this peer reaches you on any path (it is not told)'
+      : 'accept this peer again (what was dropped meanwhile is not replayed)',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('peer', { type: 'string', demandOption: true })
+        .example(`$0 ${on ? 'block' : 'unblock'} mallory`, on ? 'messages, broadcasts, pings, files: all dropped' : ''),
+    handler: (argv: BlockArgs) =>
+      withPeer(argv, async (peer) => {
+        const changed = await peer.block(argv.peer, on);
+        if (argv.json) printJson({ peer: argv.peer, blocked: on, changed });
+        else
+          process.stderr.write(
+            `dmp: ${argv.peer} ${changed ? 'is now' : 'was already'} ${on ? 'blocked' : 'not blocked'}\n`,
+          );
+      }),
+  };
+}
+
+export const blockCommands = () => [blockCommand(true), blockCommand(false)];
+
+export function blockedCommand() {
+  return {
+    command: 'blocked',
+    describe: 'list the peers you block',
+    builder: (y: Argv) => withGlobalOptions(y).example('$0 blocked', 'one id per line'),
+    handler: (argv: GlobalArgs) =>
+      withPeer(argv, async (peer) => {
+        for (const id of await peer.blocked()) {
+          if (argv.json) printJson({ peer: id });
+          else process.stdout.write(`${id}\n`);
+        }
       }),
   };
 }

@@ -75,6 +75,11 @@ export class HomeLayout {
     return join(this.root, 'state', this.self, 'broadcast', file);
   }
 
+  /** The peers this peer blocks. */
+  get blocked(): string {
+    return join(this.root, 'state', this.self, 'blocked.json');
+  }
+
   /** When this peer last saw each other peer (presence, messages, files): dmp who --since. */
   get seen(): string {
     return join(this.root, 'state', this.self, 'seen.json');
