@@ -62,10 +62,26 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       throw lockedError(path, options, pid, error);
     }
   }
-  if (waitMs <= 0) await writeFile(`${path}.pid`, `${process.pid}\n`).catch(() => {});
+  const pidFile = `${path}.pid`;
+  const wrotePid =
+    waitMs <= 0 &&
+    (await writeFile(pidFile, `${process.pid}\n`).then(
+      () => true,
+      () => false,
+    ));
   return async () => {
+    // The pid file goes first, while the lock is still ours: once it is released, the next
+    // holder may already have written its own. Per-transfer locks would otherwise leave one
+    // pid file per transfer behind for ever.
+    if (wrotePid) await removeOwnPidFile(pidFile);
     await release().catch(() => {});
   };
+}
+
+/** Deletes a pid file if it still names this process. */
+async function removeOwnPidFile(path: string): Promise<void> {
+  const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+  if (pid === process.pid) await rm(path, { force: true }).catch(() => {});
 }
 
 function lockedError(path: string, options: LockOptions, pid: number | undefined, cause: unknown): DmpError {
