@@ -73,7 +73,10 @@ export interface ListenOptions {
   from?: string;
   /** Stop after this many messages. */
   count?: number;
-  /** Give up after this many ms (TIMEOUT) when `count` messages have not come. */
+  /**
+   * With `count`: give up after this many ms (TIMEOUT) when `count` messages have not come.
+   * Without: listen this long, then return.
+   */
   timeoutMs?: number;
   signal?: AbortSignal;
   onMessage: (message: InboxMessage) => void;
@@ -343,15 +346,18 @@ export class Peer {
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };
+    // Without a count, the timeout is how long to listen; with one, a deadline for the count.
     const cancelTimer =
       options.timeoutMs === undefined
         ? undefined
         : clock.timeout(options.timeoutMs, () =>
-            fail(
-              new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
-                data: { shown },
-              }),
-            ),
+            options.count === undefined
+              ? stop.abort()
+              : fail(
+                  new DmpError('TIMEOUT', `${shown} of ${options.count} messages arrived in time`, {
+                    data: { shown },
+                  }),
+                ),
           );
     let release: Release | undefined;
     try {

@@ -205,9 +205,10 @@ function listen() {
         .option('timeout', {
           type: 'string',
           requiresArg: true,
-          describe: 'exit 1 if the messages have not come within S seconds',
+          describe: 'listen for S seconds, then exit 0; with --count: exit 1 if fewer came by then',
         })
         .example('$0 listen', 'print messages until Ctrl-C')
+        .example('$0 listen --timeout 30', 'print what comes in the next 30 seconds')
         .example('$0 listen --from alice --count 1 --timeout 60', "wait up to a minute for alice's next message")
         .example('$0 listen --json', 'one JSON object per message, for scripts'),
     handler: async (argv: ListenArgs) => {
