@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
+import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
 export interface GlobalArgs {
   relay?: string;
@@ -16,6 +17,8 @@ export interface GlobalArgs {
   poll?: string;
   json?: boolean;
   verbose?: boolean;
+  /** false with --no-color. */
+  color?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
@@ -40,9 +43,11 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
     })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
-    .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
-    T & GlobalArgs
-  >;
+    .option('color', { type: 'boolean', describe: 'colour and bold on a terminal; --no-color or NO_COLOR=1: none' })
+    .group(
+      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'color', 'help'],
+      'Common options:',
+    ) as Argv<T & GlobalArgs>;
 }
 
 const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home']);
@@ -110,7 +115,7 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       if (level === 'debug' && !verbose) return;
       if (level === 'info' && !verbose) return;
       if (event === 'peer-unauthenticated') {
-        process.stderr.write(
+        writeStderr(
           `${program}: cannot authenticate files from ${sanitize(String(fields.peer))}: wrong relay key, or a stranger? (its folder is left alone until one of its files authenticates)\n`,
         );
         return;
@@ -118,9 +123,9 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
-      process.stderr.write(
-        `${program}: ${level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : ''}${event} ${details}\n`,
-      );
+      const style = styleFor(process.stderr);
+      const label = level === 'warn' ? style.yellow('warning: ') : level === 'error' ? style.red('error: ') : '';
+      writeStderr(`${program}: ${label}${event} ${details}\n`);
     },
   };
 }
@@ -202,7 +207,7 @@ class Interrupts {
   private onSignal(name: NodeJS.Signals): void {
     if (this.received !== undefined || !this.listening) {
       // A second signal, or nothing to wind down: leave now.
-      process.stderr.write(this.line());
+      writeStderr(this.line());
       // A progress bar hides the cursor; never leave the terminal without one.
       if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
       process.exit(EXIT_INTERRUPTED);
@@ -228,15 +233,15 @@ export function reportError(program: string, error: unknown, command?: string): 
   if (isDmpError(error)) {
     // A malformed key is a mistake in what was typed or configured, like a malformed id.
     if (error.code === 'USAGE' || error.code === 'BAD_KEY') {
-      process.stderr.write(usageLine(program, command, error.message));
+      writeStderr(usageLine(program, command, error.message));
       return EXIT_USAGE;
     }
-    process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
+    writeStderr(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
+  writeStderr(`${program}: unexpected error: ${sanitize(message)}\n`);
   if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
 }
@@ -394,7 +399,11 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   let parser = yargs(parsed)
     .scriptName(program)
     .usage(`$0 <command> [options]\n\n${spec.about}`)
-    .middleware((argv) => restoreOperands(argv, operands));
+    .middleware((argv) => {
+      restoreOperands(argv, operands);
+      // --no-color holds for everything the command prints, before it prints anything.
+      setColorFlag(argv.color === false ? false : undefined);
+    });
   // Our own completion command rather than yargs' .completion(), so that its --help is a help page
   // with examples like every other; yargs answers --get-yargs-completions either way.
   const completion: Command = {
@@ -446,7 +455,7 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   function finish(failure?: { error: unknown }): void {
     if (interrupt.received === 'SIGINT') {
       // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
-      process.stderr.write(interrupt.line());
+      writeStderr(interrupt.line());
       exit(EXIT_INTERRUPTED);
     } else exit(failure === undefined ? 0 : reportError(program, failure.error, commandName(command)));
   }

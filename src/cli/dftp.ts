@@ -78,7 +78,7 @@ function send() {
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal({ resumable: true });
-      const view = new ProgressView(PROGRAM, 'send', argv.json ?? false);
+      const view = new ProgressView({ program: PROGRAM, direction: 'send', json: argv.json ?? false });
       try {
         await peer.sendFiles(peerId, paths, { blockSize, signal, onEvent: (event) => view.handle(event) });
       } finally {
@@ -116,7 +116,7 @@ function receive() {
       const count = parseCount(argv.count);
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal({ resumable: true });
-      const view = new ProgressView(PROGRAM, 'receive', argv.json ?? false);
+      const view = new ProgressView({ program: PROGRAM, direction: 'receive', json: argv.json ?? false });
       let failures = 0;
       try {
         await peer.receiveFiles({

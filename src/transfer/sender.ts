@@ -91,6 +91,8 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
+  /** Whether the offer event was emitted: no progress event may come before it. */
+  private announced = false;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
   private readonly offerRepeat: RepeatSchedule;
@@ -113,16 +115,23 @@ class OutgoingTransfer {
     this.unsubscribe = subscription.unsubscribe;
   }
 
+  /** Bytes the receiver has durably written, by its last status. */
+  private haveBytes(): number {
+    let bytes = 0;
+    for (const index of this.have) if (index < this.plan.count) bytes += chunkRange(this.plan, index).length;
+    return bytes;
+  }
+
   private emitProgress(): void {
     this.waitingSaid = false;
-    let bytes = 0;
-    for (const index of this.have) bytes += chunkRange(this.plan, index).length;
+    // The offer event comes first; it carries what the receiver held at the start.
+    if (!this.announced) return;
     this.options.onEvent?.({
       event: 'progress',
       peer: this.state.peer,
       file: this.state.name,
       tid: this.state.tid,
-      bytes,
+      bytes: this.haveBytes(),
       total: this.state.size,
     });
   }
@@ -137,6 +146,9 @@ class OutgoingTransfer {
         const chunk = parseChunkName(name);
         if (chunk?.tid === state.tid) this.inRelay.add(chunk.index);
       }
+      // A resumed send says how far the receiver got before it says anything else.
+      if (state.resumed) await this.readStatus();
+      this.announced = true;
       this.options.onEvent?.({
         event: 'offer',
         peer: state.peer,
@@ -144,6 +156,11 @@ class OutgoingTransfer {
         tid: state.tid,
         total: state.size,
         resumed: state.resumed ?? false,
+        bytes: this.haveBytes(),
+        blockSize: state.blockSize,
+        ...(state.resumed && this.options.blockSize !== state.blockSize
+          ? { askedBlockSize: this.options.blockSize }
+          : {}),
       });
       if (!present.includes(offerName(state.tid))) await this.publishOffer();
       await this.readStatus();
