@@ -26,7 +26,7 @@ import type { TransferEvent, TransferEventListener } from './transfer/events.js'
 import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
 import { listTransfers, type TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
-import { expandSources } from './transfer/walk.js';
+import { expandSources, type SourceFile } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
@@ -403,10 +403,25 @@ export class Peer {
    */
   async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
     const peer = await this.requirePeer(to);
-    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
-    checkQuotaHoldsBlock(this.quota, blockSize);
+    checkQuotaHoldsBlock(this.quota, options.blockSize ?? defaultBlockSize(this.quota));
     const { files, skipped } = await expandSources(paths);
     for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    return this.sendSources(peer, files, options);
+  }
+
+  /**
+   * Sends files under the names given (`expandSources` makes them from paths, or the caller
+   * does: standard input saved to a file, sent as 'stdin'). Resolves once the receiver has
+   * verified every file; an interrupted call resumes when called again with the same files.
+   */
+  async sendSources(
+    to: string,
+    files: readonly SourceFile[],
+    options: SendFilesOptions = {},
+  ): Promise<SendFileResult[]> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
     // The service loop runs alongside: acks get processed and pings answered meanwhile.
     const stop = new AbortController();
     const service = this.serve({ signal: stop.signal }).catch(() => {});

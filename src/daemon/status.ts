@@ -3,6 +3,7 @@
  * either, so it never disturbs a running daemon.
  */
 import { readJsonFile } from '../local/files.js';
+import { HomeLayout } from '../local/home.js';
 import { lockHolder } from '../local/lock.js';
 import type { Peer } from '../peer.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -38,6 +39,12 @@ export interface StatusReport {
   spool: { peer: PeerId; file: string; size: number }[];
   relayBytes: number;
   quota: number;
+}
+
+/** Whether a daemon runs for the peer living in `home` (DMP_HOME), and its pid. */
+export async function daemonStatus(home: string): Promise<{ running: boolean; pid?: number }> {
+  const holder = await lockHolder(new HomeLayout(home).lock('daemon'));
+  return { running: holder.held, ...(holder.pid === undefined ? {} : { pid: holder.pid }) };
 }
 
 export async function collectStatus(peer: Peer): Promise<StatusReport> {

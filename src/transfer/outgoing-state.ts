@@ -8,6 +8,7 @@ import { readdir, unlink } from 'node:fs/promises';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { NodeComponents } from '../node/node.js';
 import type { PeerId } from '../util/peer-id.js';
+import { MIN_BLOCK_SIZE } from './control.js';
 import { offerName, parseChunkName } from './names.js';
 
 type OutgoingComponents = Pick<NodeComponents, 'self' | 'relay' | 'home' | 'clock'>;
@@ -42,7 +43,9 @@ export async function resumeOrStart(
     if (!file.endsWith('.json')) continue;
     const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
     if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
-    if (state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
+    // Receivers refuse blocks under MIN_BLOCK_SIZE (older versions allowed them): start over.
+    const usable = state.blockSize >= MIN_BLOCK_SIZE;
+    if (usable && state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
     // The file changed since the interrupted send: that transfer can never verify. Withdraw it.
     await withdraw(ctx, state);
   }

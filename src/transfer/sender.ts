@@ -21,7 +21,7 @@ import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota } from '../node/quota.js';
 import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
-import { CHUNK_OVERHEAD, checkQuotaHoldsBlock } from './block-size.js';
+import { CHUNK_OVERHEAD, checkBlockSize, checkQuotaHoldsBlock } from './block-size.js';
 import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
 import { OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEventListener } from './events.js';
@@ -55,6 +55,7 @@ export async function sendFile(
   source: { path: string; name: string },
   options: SendFileOptions,
 ): Promise<SendFileResult> {
+  checkBlockSize(options.blockSize);
   checkQuotaHoldsBlock(ctx.quota, options.blockSize);
   const path = resolve(source.path);
   let info: Awaited<ReturnType<typeof stat>>;
