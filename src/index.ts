@@ -27,6 +27,7 @@ export { queueFiles } from './daemon/spool.js';
 export {
   collectStatus,
   daemonStatus,
+  openForStatus,
   type PeerReport,
   type StatusReport,
   type TransferReport,

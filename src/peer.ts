@@ -4,6 +4,7 @@
  * the daemon are thin layers over this.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
@@ -22,6 +23,7 @@ import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
 import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.js';
 import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
+import { cancelIncoming, cancelOutgoing } from './transfer/cancel.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
 import { listTransfers, type TransferRecord } from './transfer/records.js';
@@ -509,6 +511,48 @@ export class Peer {
   /** File transfers in flight or interrupted, both ways, from local state and the relay (reads only). */
   transfers(): Promise<TransferRecord[]> {
     return listTransfers(this.components);
+  }
+
+  /**
+   * The transfer in flight or interrupted that `which` names: its id, the first 4 or more
+   * characters of its id, or its file (the source path of a send, the destination path of a
+   * receive). Fails with UNKNOWN_TRANSFER, or USAGE when several match.
+   */
+  async findTransfer(which: string): Promise<TransferRecord> {
+    const records = await this.transfers();
+    const text = which.trim().toLowerCase();
+    let matches = records.filter((record) => record.tid === text);
+    if (matches.length === 0 && /^[0-9a-f]{4,}$/.test(text)) {
+      matches = records.filter((record) => record.tid.startsWith(text));
+    }
+    if (matches.length === 0) matches = records.filter((record) => record.path === resolve(which));
+    if (matches.length === 0) {
+      throw new DmpError('UNKNOWN_TRANSFER', `no transfer in flight matches '${which}' (dftp list shows them)`, {
+        data: { which },
+      });
+    }
+    if (matches.length > 1) {
+      const ids = matches.map(
+        (record) => `${record.tid} (${record.direction === 'send' ? 'to' : 'from'} ${record.peer})`,
+      );
+      throw new DmpError(
+        'USAGE',
+        `'${which}' matches ${matches.length} transfers: give the id of one: ${ids.join(', ')}`,
+      );
+    }
+    return matches[0]!;
+  }
+
+  /**
+   * Ends a transfer for good on both sides (see src/transfer/cancel.ts): a send is withdrawn, a
+   * receive is refused and its partial file deleted. `which` as for findTransfer. Fails with
+   * LOCKED while a process works on it.
+   */
+  async cancelTransfer(which: string): Promise<TransferRecord> {
+    const record = await this.findTransfer(which);
+    if (record.direction === 'send') await cancelOutgoing(this.components, record.tid);
+    else await cancelIncoming(this.components, record.peer, record.tid);
+    return record;
   }
 }
 

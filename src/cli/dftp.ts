@@ -4,7 +4,7 @@
  * A thin layer over the public API in src/peer.ts.
  */
 import { stat, unlink } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import {
@@ -12,11 +12,14 @@ import {
   DmpError,
   daemonStatus,
   expandSources,
+  formatSize,
   HomeLayout,
+  openForStatus,
   parsePeerId,
   parseSize,
   queueFiles,
   type SourceFile,
+  type TransferRecord,
 } from '../index.js';
 import {
   type GlobalArgs,
@@ -30,9 +33,9 @@ import {
   sanitize,
   withGlobalOptions,
 } from './common.js';
-import { checkWritableFolder, copyToStdout, saveStdin, stdoutFolder } from './files.js';
+import { checkWritableFolder, copyToStdout, saveStdin, stdinFolder, stdoutFolder } from './files.js';
 import { ProgressView } from './progress.js';
-import { styleFor, writeStderr } from './terminal.js';
+import { ago, displayWidth, fitStart, padEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dftp';
 
@@ -252,6 +255,134 @@ function receive() {
   };
 }
 
+/** "12.0 MiB/64.0 MiB 18%". */
+function progressText(record: { bytes: number; total: number }): string {
+  const percent = record.total === 0 ? 100 : Math.floor((record.bytes / record.total) * 100);
+  return `${formatSize(record.bytes)}/${formatSize(record.total)} ${percent}%`;
+}
+
+/** What a transfer is doing, in words: a transfer nobody works on is interrupted. */
+export function stateText(record: Pick<TransferRecord, 'state' | 'active' | 'reason'>): string {
+  const moving = record.state === 'receiving' || record.state === 'waiting' || record.state === 'paused';
+  const state = moving && !record.active ? 'interrupted' : record.state;
+  return record.reason && record.state !== 'complete' ? `${state}: ${sanitize(record.reason)}` : state;
+}
+
+function list() {
+  return {
+    command: 'list',
+    describe: 'list the transfers in flight or interrupted, both ways',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .example('$0 list', 'id, peer, file, bytes, state and last activity of each transfer')
+        .example('$0 list --json', 'one JSON object per transfer'),
+    handler: async (argv: GlobalArgs) => {
+      const { peer } = await openForStatus(await peerOptions(argv, PROGRAM));
+      try {
+        const records = await peer.transfers();
+        const now = peer.clock.now();
+        if (argv.json) {
+          for (const record of records) {
+            printJson({
+              id: record.tid,
+              direction: record.direction,
+              peer: record.peer,
+              file: record.file,
+              path: record.path,
+              bytes: record.bytes,
+              total: record.total,
+              blockSize: record.blockSize,
+              state: record.state,
+              ...(record.reason === undefined ? {} : { reason: record.reason }),
+              active: record.active,
+              startedAt: new Date(record.startedAt).toISOString(),
+              lastActivity: new Date(record.updatedAt).toISOString(),
+            });
+          }
+          return;
+        }
+        if (records.length === 0) {
+          writeStderr(`${PROGRAM}: no transfers in flight\n`);
+          return;
+        }
+        const style = styleFor(process.stdout);
+        const rows = [
+          ['ID', 'PEER', 'FILE', 'DONE', 'STATE', 'LAST ACTIVITY'],
+          ...records.map((record) => [
+            record.tid.slice(0, 8),
+            `${record.direction === 'send' ? 'to' : 'from'} ${record.peer}`,
+            sanitize(record.file),
+            progressText(record),
+            stateText(record),
+            ago(record.updatedAt, now),
+          ]),
+        ];
+        const widths = rows[0]!.map((_, column) =>
+          Math.min(column === 2 ? 40 : 60, Math.max(...rows.map((row) => displayWidth(row[column] ?? '')))),
+        );
+        const text = rows.map((row, index) => {
+          const line = row
+            .map((cell, column) =>
+              column === row.length - 1 ? cell : padEnd(fitStart(cell, widths[column] ?? 0), widths[column] ?? 0),
+            )
+            .join('  ');
+          return index === 0 ? style.bold(line) : line;
+        });
+        process.stdout.write(`${text.join('\n')}\n`);
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
+interface CancelArgs extends GlobalArgs {
+  which: string;
+}
+
+function cancel() {
+  return {
+    command: 'cancel <which>',
+    describe: 'end a transfer for good on both sides: by its id (from dftp list) or its file',
+    missing: 'give the id of a transfer (dftp list shows them) or its file',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('which', { type: 'string', describe: 'the id, its first 4 or more characters, or the file' })
+        .example('$0 cancel 3fa94c1b', 'by id: a send is withdrawn, a receive refused and its partial file deleted')
+        .example('$0 cancel movie.mkv', 'the send of movie.mkv (the path it was sent from)'),
+    handler: async (argv: CancelArgs) => {
+      const options = await peerOptions(argv, PROGRAM);
+      const peer = await openPeer(argv, PROGRAM);
+      try {
+        const record = await peer.cancelTransfer(argv.which);
+        // Standard input saved for this send has no other use.
+        if (record.direction === 'send' && dirname(record.path) === stdinFolder(options.home)) {
+          await unlink(record.path).catch(() => {});
+        }
+        if (argv.json) {
+          printJson({
+            event: 'cancelled',
+            id: record.tid,
+            direction: record.direction,
+            peer: record.peer,
+            file: record.file,
+          });
+        } else if (record.direction === 'send') {
+          writeStderr(
+            `${PROGRAM}: cancelled ${sanitize(record.file)} to ${record.peer} (${record.tid}): withdrawn from the relay; ${record.peer} deletes its partial file when it next receives\n`,
+          );
+        } else {
+          writeStderr(
+            `${PROGRAM}: cancelled ${sanitize(record.file)} from ${record.peer} (${record.tid}): partial file deleted; ${record.peer} is told when it next looks\n`,
+          );
+        }
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
 /**
  * The original DFTP spelled the block size `-bs`; yargs would read that as -b -s. A lone '-'
  * (standard input) becomes --stdin: yargs drops it from positionals. Only ever given the
@@ -273,8 +404,9 @@ runProgram(
     examples: [
       ['$0 receive --out ~/incoming', 'bob: accept files into ~/incoming'],
       ['$0 send bob movie.mkv photos/', 'alice: send a file and a folder to bob'],
+      ['$0 list', 'the transfers in flight or interrupted'],
     ],
-    commands: [send(), receive()],
+    commands: [send(), receive(), list(), cancel()],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

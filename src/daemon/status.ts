@@ -2,11 +2,13 @@
  * `dmp status`: what a peer is doing, read from DMP_HOME and the relay without writing to
  * either, so it never disturbs a running daemon.
  */
+import { isDmpError } from '../errors.js';
 import { readJsonFile } from '../local/files.js';
 import { HomeLayout } from '../local/home.js';
 import { lockHolder } from '../local/lock.js';
-import type { Peer } from '../peer.js';
-import type { PeerId } from '../util/peer-id.js';
+import { Peer, type PeerOptions } from '../peer.js';
+import type { RelayStorage } from '../relay/storage.js';
+import { type PeerId, parsePeerId } from '../util/peer-id.js';
 import type { Presence } from './daemon.js';
 import { Spool } from './spool.js';
 
@@ -45,6 +47,43 @@ export interface StatusReport {
 export async function daemonStatus(home: string): Promise<{ running: boolean; pid?: number }> {
   const holder = await lockHolder(new HomeLayout(home).lock('daemon'));
   return { running: holder.held, ...(holder.pid === undefined ? {} : { pid: holder.pid }) };
+}
+
+/**
+ * Opens a peer only to look at it. With the relay folder gone (RELAY_MISSING) the peer is
+ * opened over a relay that has nothing in it, and `relayError` says why: everything local can
+ * still be shown.
+ */
+export async function openForStatus(options: PeerOptions): Promise<{ peer: Peer; relayError?: string }> {
+  try {
+    return { peer: await Peer.open({ ...options, inspectOnly: true }) };
+  } catch (error) {
+    if (!isDmpError(error, 'RELAY_MISSING')) throw error;
+    const peer = await Peer.open({
+      ...options,
+      relay: unreachableRelay(parsePeerId(options.id, 'id'), error),
+      inspectOnly: true,
+    });
+    return { peer, relayError: error.message };
+  }
+}
+
+/** A relay that lists no peer and fails every other call with `error`. */
+function unreachableRelay(self: PeerId, error: Error): RelayStorage {
+  const fail = async (): Promise<never> => {
+    throw error;
+  };
+  return {
+    self,
+    open: fail,
+    peers: async () => [],
+    list: fail,
+    read: fail,
+    publish: fail,
+    remove: fail,
+    usage: fail,
+    watch: () => {},
+  };
 }
 
 export async function collectStatus(peer: Peer): Promise<StatusReport> {

@@ -4,7 +4,7 @@
  * sides.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink, utimes } from 'node:fs/promises';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { NodeComponents } from '../node/node.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -26,6 +26,20 @@ export interface OutgoingState {
 
 function stateDir(ctx: Pick<NodeComponents, 'home'>): string {
   return ctx.home.transfers('out');
+}
+
+/** The state file of one outgoing transfer. */
+export function outgoingStatePath(ctx: Pick<NodeComponents, 'home'>, tid: string): string {
+  return `${stateDir(ctx)}/${tid}.json`;
+}
+
+/**
+ * Records that the transfer moved on, as the state file's mtime (what `dftp list` shows as its
+ * last activity): the state itself does not change while it runs.
+ */
+export async function touchOutgoing(ctx: Pick<NodeComponents, 'home' | 'clock'>, tid: string): Promise<void> {
+  const seconds = ctx.clock.now() / 1000;
+  await utimes(outgoingStatePath(ctx, tid), seconds, seconds).catch(() => {});
 }
 
 /** Finds the interrupted transfer of this file to this peer, or starts a new one. */
@@ -59,7 +73,7 @@ export async function resumeOrStart(
     blockSize,
     createdAt: ctx.clock.now(),
   };
-  await writeJsonFile(`${dir}/${state.tid}.json`, state);
+  await writeJsonFile(outgoingStatePath(ctx, state.tid), state);
   return state;
 }
 
@@ -74,7 +88,7 @@ export async function withdraw(ctx: OutgoingComponents, state: OutgoingState): P
     names.filter((name) => name !== offerName(state.tid)),
   );
   await ctx.relay.remove(state.peer, [offerName(state.tid)]);
-  await unlink(`${stateDir(ctx)}/${state.tid}.json`).catch(() => {});
+  await unlink(outgoingStatePath(ctx, state.tid)).catch(() => {});
 }
 
 /** Every outgoing transfer this home remembers. */

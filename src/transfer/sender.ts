@@ -26,7 +26,7 @@ import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunk
 import { OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
-import { type OutgoingState, resumeOrStart, withdraw } from './outgoing-state.js';
+import { type OutgoingState, resumeOrStart, touchOutgoing, withdraw } from './outgoing-state.js';
 
 export type TransferSenderComponents = Pick<
   NodeComponents,
@@ -35,6 +35,8 @@ export type TransferSenderComponents = Pick<
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
 const PIPELINE_DEPTH = 2;
+/** How often progress is recorded in the state file (its mtime: the last activity `dftp list` shows). */
+const TOUCH_EVERY_MS = 5000;
 
 export interface SendFileOptions {
   blockSize: number;
@@ -94,6 +96,8 @@ class OutgoingTransfer {
   private waitingSaid = false;
   /** Whether the offer event was emitted: no progress event may come before it. */
   private announced = false;
+  /** When the state file last recorded progress. */
+  private touchedAt = 0;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
   private readonly offerRepeat: RepeatSchedule;
@@ -127,6 +131,11 @@ class OutgoingTransfer {
     this.waitingSaid = false;
     // The offer event comes first; it carries what the receiver held at the start.
     if (!this.announced) return;
+    const now = this.ctx.clock.now();
+    if (now - this.touchedAt >= TOUCH_EVERY_MS) {
+      this.touchedAt = now;
+      void touchOutgoing(this.ctx, this.state.tid);
+    }
     this.options.onEvent?.({
       event: 'progress',
       peer: this.state.peer,

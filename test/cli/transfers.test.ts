@@ -1,8 +1,8 @@
 /**
  * dftp commands that used to do nothing, or the wrong thing, through real processes: standard
  * input and standard output, an empty folder, a queue nobody serves, block sizes out of bounds
- * and changed between runs, folders and files that cannot be written or read. Every child is
- * killed in the hooks, whatever happens.
+ * and changed between runs, folders and files that cannot be written or read, and the transfers
+ * one can list and cancel. Every child is killed in the hooks, whatever happens.
  */
 import assert from 'node:assert/strict';
 import { chmod, chown, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import {
   copyRunnable,
   describeBackground,
   describeResult,
+  jsonLines,
   killAll,
   lines,
   makePeers,
@@ -24,8 +25,24 @@ import {
   stackLines,
   startDftp,
 } from '../support/cli.js';
-import { KiB, listTree, MiB, writeRandomFile } from '../support/files.js';
+import { fileSha256, KiB, listTree, MiB, writeRandomFile } from '../support/files.js';
 import { waitFor } from '../support/wait.js';
+
+interface Listed {
+  id: string;
+  direction: string;
+  peer: string;
+  file: string;
+  path: string;
+  bytes: number;
+  total: number;
+  blockSize: number;
+  state: string;
+  reason?: string;
+  active: boolean;
+  startedAt: string;
+  lastActivity: string;
+}
 
 const cleanups: (() => Promise<void>)[] = [];
 const background: Background[] = [];
@@ -66,6 +83,12 @@ function assertOneLine(result: RunResult, code: number, pattern: RegExp): void {
   const errorLines = lines(result.stderr);
   assert.equal(errorLines.length, 1, `expected one line on stderr: ${describeResult(result)}`);
   assert.match(errorLines[0] ?? '', pattern, describeResult(result));
+}
+
+async function listed(home: string): Promise<Listed[]> {
+  const result = await runDftp(['list', '--json'], { home, timeoutMs: 30_000 });
+  assertExit(result, 0);
+  return jsonLines<Listed>(result.stdout);
 }
 
 /**
@@ -192,11 +215,13 @@ describe('dftp block sizes', { timeout: 120_000 }, () => {
     });
     first.kill('SIGINT');
     assertExit(await first.done, 130);
+    const [transfer] = await listed(p.alice);
+    assert.ok(transfer, 'the interrupted send is not listed');
+    assert.equal(transfer.blockSize, 64 * KiB);
 
     const second = bg(['send', 'bob', file, '-bs', '128k', '--quota', '512k'], { home: p.alice, timeoutMs: 60_000 });
-    const line =
-      /^dftp: big\.bin: resuming with the block size of the interrupted send, 64 KiB; use dftp cancel [0-9a-f]{16} to start over$/m;
-    await waitFor('the block size notice', () => line.test(second.stderr()), 30_000, {
+    const line = `dftp: big.bin: resuming with the block size of the interrupted send, 64 KiB; use dftp cancel ${transfer.id} to start over`;
+    await waitFor('the block size notice', () => lines(second.stderr()).includes(line), 30_000, {
       describe: () => describeBackground(second),
     });
     second.kill('SIGINT');
@@ -254,5 +279,162 @@ describe('dftp with folders and files it cannot write or read', { timeout: 120_0
     } finally {
       await chmod(join(folder, 'private'), 0o755);
     }
+  });
+});
+
+describe('dftp list and cancel', { timeout: 180_000 }, () => {
+  /** Alice sends 4 MiB slowly to bob until bob holds part of it; then both are stopped. */
+  async function interruptedTransfer(p: Peers) {
+    const file = join(p.root, 'movie.bin');
+    await writeRandomFile(file, 4 * MiB);
+    const out = join(p.root, 'out');
+    const receiver = bg(['receive', '--from', 'alice', '--out', out, '--json'], { home: p.bob, timeoutMs: 60_000 });
+    const sender = bg(['send', 'bob', file, '-bs', '64k', '--quota', '256k', '--json'], {
+      home: p.alice,
+      timeoutMs: 60_000,
+    });
+    await waitFor('bob to hold part of the file', () => /"event":"progress"/.test(receiver.stdout()), 30_000, {
+      describe: () => `${describeBackground(sender)}\n${describeBackground(receiver)}`,
+    });
+    sender.kill('SIGINT');
+    receiver.kill('SIGINT');
+    assertExit(await sender.done, 130);
+    assertExit(await receiver.done, 130);
+    const partials = (await readdir(out)).filter((name) => name.endsWith('.dftp-part'));
+    assert.equal(partials.length, 1, 'no partial file');
+    return { file, out, partial: join(out, partials[0]!) };
+  }
+
+  test('dftp list shows an interrupted transfer on both sides, with the same bytes; --json has every field', async () => {
+    const p = await peers();
+    const { file, out } = await interruptedTransfer(p);
+    const [sent] = await listed(p.alice);
+    const [got] = await listed(p.bob);
+    assert.ok(sent && got, 'not listed on both sides');
+    assert.equal(sent.id, got.id);
+    assert.deepEqual(
+      {
+        direction: sent.direction,
+        peer: sent.peer,
+        file: sent.file,
+        path: sent.path,
+        total: sent.total,
+        active: sent.active,
+      },
+      { direction: 'send', peer: 'bob', file: 'movie.bin', path: file, total: 4 * MiB, active: false },
+    );
+    assert.deepEqual(
+      {
+        direction: got.direction,
+        peer: got.peer,
+        file: got.file,
+        path: got.path,
+        total: got.total,
+        active: got.active,
+      },
+      {
+        direction: 'receive',
+        peer: 'alice',
+        file: 'movie.bin',
+        path: join(out, 'movie.bin'),
+        total: 4 * MiB,
+        active: false,
+      },
+    );
+    // Both sides count what bob holds durably.
+    assert.equal(sent.bytes, got.bytes);
+    assert.ok(got.bytes > 0 && got.bytes < 4 * MiB, JSON.stringify(got));
+    for (const entry of [sent, got]) {
+      assert.equal(entry.blockSize, 64 * KiB);
+      assert.ok(Date.parse(entry.lastActivity) >= Date.parse(entry.startedAt), JSON.stringify(entry));
+    }
+    const human = await runDftp(['list'], { home: p.alice });
+    assertExit(human, 0);
+    const [header, row] = lines(human.stdout);
+    assert.match(header ?? '', /^ID +PEER +FILE +DONE +STATE +LAST ACTIVITY$/, human.stdout);
+    assert.match(
+      row ?? '',
+      new RegExp(`^${sent.id.slice(0, 8)} +to bob +movie\\.bin +[\\d.]+ \\w+/4 MiB \\d+% +interrupted +\\d+ s ago$`),
+      human.stdout,
+    );
+  });
+
+  test('dftp cancel ID of a send withdraws it; the receiver deletes its partial; locks are gone', async () => {
+    const p = await peers();
+    const { file, out, partial } = await interruptedTransfer(p);
+    const [sent] = await listed(p.alice);
+    assert.ok(sent);
+    const cancelled = await runDftp(['cancel', sent.id.slice(0, 6)], { home: p.alice });
+    assertOneLine(
+      cancelled,
+      0,
+      new RegExp(`^dftp: cancelled movie\\.bin to bob \\(${sent.id}\\): withdrawn from the relay`),
+    );
+    assert.deepEqual(await listed(p.alice), []);
+    assert.deepEqual(await readdir(join(p.relay, 'alice', 'bob')), [], 'chunks or offer left in the relay');
+    // The receiver, when it runs again, drops the partial and its state.
+    const receiver = bg(['receive', '--from', 'alice', '--out', out, '--json'], { home: p.bob, timeoutMs: 60_000 });
+    await waitFor('the partial to go', async () => !(await readdir(out)).includes(partial.split('/').at(-1)!), 30_000, {
+      describe: () => describeBackground(receiver),
+    });
+    await waitFor('bob to forget the transfer', async () => (await listed(p.bob)).length === 0, 30_000);
+    receiver.kill('SIGINT');
+    await receiver.done;
+    assert.deepEqual(await readdir(join(p.alice, 'locks')), [], 'locks left behind');
+    // Sending the file again starts over, and works.
+    const again = bg(['receive', '--from', 'alice', '--out', out, '--count', '1'], { home: p.bob, timeoutMs: 60_000 });
+    const [resent, got] = await settleAll([
+      bg(['send', 'bob', file], { home: p.alice, timeoutMs: 60_000 }),
+      again,
+    ] as const);
+    assertExit(resent, 0);
+    assertExit(got, 0);
+    assert.equal(await fileSha256(join(out, 'movie.bin')), await fileSha256(file));
+  });
+
+  test('dftp cancel of a receive deletes the partial and tells the sender, which stops with one line', async () => {
+    const p = await peers();
+    const { file, partial } = await interruptedTransfer(p);
+    const cancelled = await runDftp(['cancel', join(p.root, 'out', 'movie.bin')], { home: p.bob });
+    assertOneLine(cancelled, 0, /^dftp: cancelled movie\.bin from alice \([0-9a-f]{16}\): partial file deleted/);
+    await assert.rejects(lstat(partial), 'the partial file is still there');
+    const rerun = await runDftp(['send', 'bob', file, '-bs', '64k', '--quota', '256k'], {
+      home: p.alice,
+      timeoutMs: 60_000,
+    });
+    assertExit(rerun, 1);
+    assert.equal(lines(rerun.stderr).at(-1), 'dftp: bob rejected movie.bin: cancelled by bob', describeResult(rerun));
+    assert.deepEqual(await listed(p.alice), []);
+    assert.deepEqual(await listed(p.bob), [], 'the cancelled transfer is still listed once its sender withdrew it');
+  });
+
+  test('dftp cancel of an unknown transfer exits 1 with one line; an ambiguous one is a usage error', async () => {
+    const p = await peers();
+    assertOneLine(
+      await runDftp(['cancel', 'abcd1234'], { home: p.alice }),
+      1,
+      /no transfer in flight matches 'abcd1234'/,
+    );
+    assertOneLine(await runDftp(['cancel'], { home: p.alice }), 2, /give the id of a transfer/);
+  });
+
+  test('a finished send leaves no lock or pid file in DMP_HOME/locks', async () => {
+    const p = await peers();
+    const file = join(p.root, 'small.bin');
+    const other = join(p.root, 'other.bin');
+    await writeRandomFile(file, 200 * KiB);
+    await writeRandomFile(other, 100 * KiB);
+    const receiver = bg(['receive', '--from', 'alice', '--out', join(p.root, 'out'), '--count', '2'], {
+      home: p.bob,
+      timeoutMs: 60_000,
+    });
+    const [sent, got] = await settleAll([
+      bg(['send', 'bob', file, other], { home: p.alice, timeoutMs: 60_000 }),
+      receiver,
+    ] as const);
+    assertExit(sent, 0);
+    assertExit(got, 0);
+    assert.deepEqual(await readdir(join(p.alice, 'locks')), []);
+    assert.deepEqual(await readdir(join(p.bob, 'locks')), []);
   });
 });
