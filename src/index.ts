@@ -29,6 +29,7 @@ export {
   daemonStatus,
   openForStatus,
   type PeerReport,
+  type SpoolReport,
   type StatusReport,
   type TransferReport,
 } from './daemon/status.js';

@@ -1,8 +1,8 @@
 /**
  * What a person sees on a terminal, in a real one: tmux sessions of 80, 120 and 200 columns.
  * Progress bars of several files at once (one line per file in flight and a total, fitted to the
- * width, never mixed with log lines), a resumed send, and colour that follows NO_COLOR and
- * --no-color.
+ * width, never mixed with log lines), a resumed send, colour that follows NO_COLOR and
+ * --no-color, and `dmp status --watch`.
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import {
   killAll,
   makePeers,
   type Peers,
+  runDmp,
   startDftp,
 } from '../support/cli.js';
 import { MiB, writeRandomFile } from '../support/files.js';
@@ -200,5 +201,31 @@ describe('progress on a terminal', { skip, timeout: 300_000 }, () => {
       rows.some((row) => /^dftp: resume\.bin: 12 MiB verified/.test(row)),
       rows.join('\n'),
     );
+  });
+});
+
+describe('dmp status on a terminal', { skip, timeout: 120_000 }, () => {
+  test('dmp status --watch redraws in place every second until Ctrl-C (exit 130)', async () => {
+    const p = await peers();
+    const term = await terminal(80, 24, {});
+    await term.type(`clear; ${cliLine('dmp', ['status', '--watch'], { DMP_HOME: p.alice })}; echo "exit=$?"`);
+    await term.waitFor('the report', /^alice: daemon not running/m);
+    const first = await term.screen();
+    assert.match(first[0] ?? '', /^every 1 s; Ctrl-C to stop/, first.join('\n'));
+    // A message from bob shows up in the next redraw, in the same place.
+    const sent = await runDmp(['send', 'alice', 'news'], { home: p.bob });
+    assert.equal(sent.code, 0);
+    const rows = await term.waitFor('the new message', /1 new message from bob/, 10_000);
+    const screen = await term.screen();
+    assert.match(screen[0] ?? '', /^every 1 s; Ctrl-C to stop/, screen.join('\n'));
+    assert.equal(
+      rows.filter((row) => /^alice: daemon/.test(row)).length,
+      1,
+      `not redrawn in place:\n${rows.join('\n')}`,
+    );
+    const colour = (await term.screen({ escapes: true })).join('\n');
+    assert.match(colour, SGR, 'no bold headings on a colour terminal');
+    await term.keys('C-c');
+    await term.waitFor('the end', /^exit=130$/m);
   });
 });
