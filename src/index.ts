@@ -22,7 +22,7 @@ export {
   parseKey,
 } from './crypto/fernet.js';
 export { type DaemonOptions, runDaemon } from './daemon/daemon.js';
-export { jsonLogger } from './daemon/log-file.js';
+export { jsonLogger, type LogEntry } from './daemon/log-file.js';
 export { queueFiles } from './daemon/spool.js';
 export {
   collectStatus,

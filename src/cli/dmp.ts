@@ -32,8 +32,9 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import { describeLogLine } from './log-lines.js';
 import { speedsBetween, statusLines } from './status-view.js';
-import { fitEnd, styleFor } from './terminal.js';
+import { fitEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dmp';
 
@@ -338,10 +339,20 @@ function daemonCommand() {
           describe: 'most bytes this peer may hold in the relay (default 64m)',
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
+        .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
         .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
-      const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
+      // People read a terminal; scripts and service managers get the JSON lines of daemon.log.
+      const readable = process.stderr.isTTY === true && !argv.json;
+      const style = styleFor(process.stderr);
+      const logger = jsonLogger({
+        path: new HomeLayout(options.home).daemonLog,
+        verbose: argv.verbose ?? false,
+        echo: readable
+          ? (_line, entry) => writeStderr(`${describeLogLine(entry, style)}\n`)
+          : (line) => process.stderr.write(line),
+      });
       await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
     },
   };

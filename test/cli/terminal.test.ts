@@ -2,10 +2,10 @@
  * What a person sees on a terminal, in a real one: tmux sessions of 80, 120 and 200 columns.
  * Progress bars of several files at once (one line per file in flight and a total, fitted to the
  * width, never mixed with log lines), a resumed send, colour that follows NO_COLOR and
- * --no-color, and `dmp status --watch`.
+ * --no-color, the daemon's log in words, and `dmp status --watch`.
  */
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { displayWidth } from '../../src/cli/terminal.js';
@@ -13,6 +13,7 @@ import {
   type Background,
   describeBackground,
   killAll,
+  lines,
   makePeers,
   type Peers,
   runDmp,
@@ -204,7 +205,45 @@ describe('progress on a terminal', { skip, timeout: 300_000 }, () => {
   });
 });
 
-describe('dmp status on a terminal', { skip, timeout: 120_000 }, () => {
+describe('dmp on a terminal', { skip, timeout: 120_000 }, () => {
+  test('dmp daemon prints readable lines on a terminal, JSON with --json; daemon.log stays JSON', async () => {
+    const p = await peers();
+    const term = await terminal(120, 20, { NO_COLOR: '1' });
+    await term.type(`${cliLine('dmp', ['daemon'], { DMP_HOME: p.bob })}; echo "exit=$?"`);
+    await term.waitFor('the daemon to start', /daemon started for bob/);
+    const sent = await runDmp(['send', 'bob', 'hello daemon'], { home: p.alice });
+    assert.equal(sent.code, 0);
+    const rows = await term.waitFor('the message', /1 message from alice/);
+    const logged = rows.filter((row) => /^\d\d:\d\d:\d\d /.test(row));
+    assert.ok(
+      logged.some((row) => /^\d\d:\d\d:\d\d info {2}daemon started for bob \(relay .*, pid \d+\)$/.test(row)),
+      rows.join('\n'),
+    );
+    assert.ok(
+      logged.some((row) => /^\d\d:\d\d:\d\d info {2}1 message from alice \(#1\); dmp listen shows it$/.test(row)),
+      rows.join('\n'),
+    );
+    assert.deepEqual(
+      rows.filter((row) => row.startsWith('{')),
+      [],
+      'JSON on the terminal',
+    );
+    await term.keys('C-c');
+    await term.waitFor('the daemon to stop', /^exit=130$/m);
+    const log = lines(await readFile(join(p.bob, 'daemon.log'), 'utf8'));
+    assert.ok(log.length >= 3);
+    for (const line of log) assert.doesNotThrow(() => JSON.parse(line), line);
+
+    await term.type(`clear; ${cliLine('dmp', ['daemon', '--json'], { DMP_HOME: p.bob })}; echo "again=$?"`);
+    const json = await term.waitFor('the daemon to start', /"event":"daemon-started"/);
+    assert.ok(
+      json.some((row) => row.startsWith('{"time":')),
+      json.join('\n'),
+    );
+    await term.keys('C-c');
+    await term.waitFor('the daemon to stop', /^again=130$/m);
+  });
+
   test('dmp status --watch redraws in place every second until Ctrl-C (exit 130)', async () => {
     const p = await peers();
     const term = await terminal(80, 24, {});
