@@ -41,7 +41,11 @@ interface FileView {
   status: string;
   /** A resumed file whose starting point is not known yet: say it at the first progress. */
   resumeUntold: boolean;
+  /** When the last plain progress line was printed. */
   lastLine: number;
+  /** The waiting reason plain output last printed, and when. */
+  said: string;
+  saidAt: number;
 }
 
 export interface ProgressOptions {
@@ -116,6 +120,8 @@ export class ProgressView {
           status: '',
           resumeUntold: event.resumed && known === undefined,
           lastLine: now,
+          said: '',
+          saidAt: 0,
         };
         if (!this.files.has(key)) this.seen += 1;
         this.files.set(key, view);
@@ -159,11 +165,12 @@ export class ProgressView {
         if (this.area && view) {
           view.status = event.reason;
           this.area.changed();
-        } else if (view === undefined || view.status !== event.reason || now - view.lastLine >= PLAIN_EVERY_MS) {
-          // Plain output says a waiting reason once, and again only every few seconds.
+        } else if (view === undefined || view.said !== event.reason || now - view.saidAt >= PLAIN_EVERY_MS) {
+          // Plain output says a waiting reason once, and again only every few seconds, however
+          // often the wait comes back between two chunks.
           if (view) {
-            view.status = event.reason;
-            view.lastLine = now;
+            view.said = event.reason;
+            view.saidAt = now;
           }
           this.say(`${program}: ${file}: ${sanitize(event.reason)}`);
         }
