@@ -11,10 +11,10 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode } from '../errors.js';
-import { acquireLock } from '../local/lock.js';
+import { acquireLock, removeDeadLocks } from '../local/lock.js';
 import { PROTOCOL_VERSION } from '../node/envelope.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
@@ -79,6 +79,9 @@ export async function sendFile(
     return await new OutgoingTransfer(ctx, state, options).run();
   } finally {
     await release();
+    // A sender killed mid-transfer leaves its lock and pid file until that transfer runs again,
+    // which may be never.
+    await removeDeadLocks(dirname(ctx.home.lock('send-')), 'send-');
   }
 }
 

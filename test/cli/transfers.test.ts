@@ -5,7 +5,7 @@
  * one can list and cancel. Every child is killed in the hooks, whatever happens.
  */
 import assert from 'node:assert/strict';
-import { chmod, chown, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import {
@@ -21,6 +21,7 @@ import {
   type RunOptions,
   type RunResult,
   runDftp,
+  runProcess,
   settleAll,
   stackLines,
   startDftp,
@@ -109,6 +110,12 @@ async function asNobody(p: Peers, homes: string[]): Promise<RunOptions> {
   for (const home of homes) await chownTree(home);
   await chownTree(p.relay);
   return { uid: 65534, gid: 65534, root: runnable.root };
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const result = await runProcess(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(result.stdout);
 }
 
 describe('dftp and standard input and output', { timeout: 120_000 }, () => {
@@ -408,7 +415,7 @@ describe('dftp list and cancel', { timeout: 180_000 }, () => {
     assert.deepEqual(await listed(p.bob), [], 'the cancelled transfer is still listed once its sender withdrew it');
   });
 
-  test('dftp cancel of an unknown transfer exits 1 with one line; an ambiguous one is a usage error', async () => {
+  test('dftp cancel of an unknown transfer exits 1 with one line; none at all is a usage error', async () => {
     const p = await peers();
     assertOneLine(
       await runDftp(['cancel', 'abcd1234'], { home: p.alice }),
@@ -418,8 +425,16 @@ describe('dftp list and cancel', { timeout: 180_000 }, () => {
     assertOneLine(await runDftp(['cancel'], { home: p.alice }), 2, /give the id of a transfer/);
   });
 
-  test('a finished send leaves no lock or pid file in DMP_HOME/locks', async () => {
+  test('a finished send leaves no lock or pid file in DMP_HOME/locks, and clears those of dead senders', async () => {
     const p = await peers();
+    // What a sender killed long ago left (and every finished send, in earlier versions); and the
+    // lock of a sender that still runs (this test process stands in for it).
+    const locks = join(p.alice, 'locks');
+    await mkdir(join(locks, 'send-0123456789abcdef.lock'), { recursive: true });
+    await utimes(join(locks, 'send-0123456789abcdef.lock'), 1_000_000, 1_000_000);
+    await writeFile(join(locks, 'send-0123456789abcdef.pid'), `${await deadPid()}\n`);
+    await writeFile(join(locks, 'send-00000000000000aa.pid'), `${await deadPid()}\n`);
+    await writeFile(join(locks, 'send-fedcba9876543210.pid'), `${process.pid}\n`);
     const file = join(p.root, 'small.bin');
     const other = join(p.root, 'other.bin');
     await writeRandomFile(file, 200 * KiB);
@@ -434,7 +449,7 @@ describe('dftp list and cancel', { timeout: 180_000 }, () => {
     ] as const);
     assertExit(sent, 0);
     assertExit(got, 0);
-    assert.deepEqual(await readdir(join(p.alice, 'locks')), []);
+    assert.deepEqual(await readdir(join(p.alice, 'locks')), ['send-fedcba9876543210.pid']);
     assert.deepEqual(await readdir(join(p.bob, 'locks')), []);
   });
 });
