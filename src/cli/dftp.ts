@@ -59,12 +59,9 @@ function files(count: number): string {
 async function sourcesOf(argv: SendArgs, home: string): Promise<{ sources: SourceFile[]; skipped: string[] }> {
   const paths = argv.paths ?? [];
   if (argv.stdin) {
-    if (paths.length > 0) throw new DmpError('USAGE', "'-' sends standard input alone: give no other file");
     if (process.stdin.isTTY) writeStderr(`${PROGRAM}: reading standard input; end it with Ctrl-D\n`);
     return { sources: [{ path: await saveStdin(home), name: argv.name ?? 'stdin' }], skipped: [] };
   }
-  if (argv.name !== undefined) throw new DmpError('USAGE', "--name names standard input: give '-' as the file");
-  if (paths.length === 0) throw new DmpError('USAGE', 'give a peer and at least one file');
   const { files: sources, skipped } = await expandSources(paths);
   for (const skip of skipped) {
     writeStderr(`${PROGRAM}: ${styleFor().yellow('skipped')} ${sanitize(skip.path)}: ${skip.reason}\n`);
@@ -79,6 +76,16 @@ async function sourcesOf(argv: SendArgs, home: string): Promise<{ sources: Sourc
     );
   }
   return { sources, skipped: skipped.map((skip) => skip.path) };
+}
+
+/** Usage errors in what was given to send, found before anything is read or opened. */
+function checkSendArgs(argv: SendArgs): void {
+  const paths = argv.paths ?? [];
+  if (argv.stdin && paths.length > 0) throw new DmpError('USAGE', "'-' sends standard input alone: give no other file");
+  if (!argv.stdin && argv.name !== undefined) {
+    throw new DmpError('USAGE', "--name names standard input: give '-' as the file");
+  }
+  if (!argv.stdin && paths.length === 0) throw new DmpError('USAGE', 'give a peer and at least one file');
 }
 
 /** After everything else was sent: exit 1 naming what was left out. */
@@ -129,6 +136,7 @@ function send() {
         .example('$0 send bob -- -notes.txt', "a name that starts with '-'"),
     handler: async (argv: SendArgs) => {
       const { peer: peerId } = argv;
+      checkSendArgs(argv);
       const blockSize = argv['block-size'] === undefined ? undefined : parseSize(argv['block-size'], 'block size');
       if (blockSize !== undefined) checkBlockSize(blockSize);
       if (argv.quota !== undefined) parseSize(argv.quota, 'quota');
