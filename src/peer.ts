@@ -4,6 +4,7 @@
  * the daemon are thin layers over this.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { BroadcastService } from './broadcast/broadcast.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
@@ -36,11 +37,12 @@ import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
 import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.js';
 import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
+import { cancelIncoming, cancelOutgoing } from './transfer/cancel.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
 import { listTransfers, type TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
-import { expandSources } from './transfer/walk.js';
+import { expandSources, type SourceFile } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
@@ -93,7 +95,10 @@ export interface ListenOptions {
   from?: string;
   /** Stop after this many messages. */
   count?: number;
-  /** Give up after this many ms (TIMEOUT) when `count` messages have not come. */
+  /**
+   * With `count`: give up after this many ms (TIMEOUT) when `count` messages have not come.
+   * Without: listen this long, then return.
+   */
   timeoutMs?: number;
   signal?: AbortSignal;
   onMessage: (message: InboxMessage) => void;
@@ -549,15 +554,18 @@ export class Peer {
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };
+    // Without a count, the timeout is how long to listen; with one, a deadline for the count.
     const cancelTimer =
       options.timeoutMs === undefined
         ? undefined
         : clock.timeout(options.timeoutMs, () =>
-            fail(
-              new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
-                data: { shown },
-              }),
-            ),
+            options.count === undefined
+              ? stop.abort()
+              : fail(
+                  new DmpError('TIMEOUT', `${shown} of ${options.count} messages arrived in time`, {
+                    data: { shown },
+                  }),
+                ),
           );
     let release: Release | undefined;
     try {
@@ -603,10 +611,25 @@ export class Peer {
    */
   async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
     const peer = await this.requirePeer(to);
-    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
-    checkQuotaHoldsBlock(this.quota, blockSize);
+    checkQuotaHoldsBlock(this.quota, options.blockSize ?? defaultBlockSize(this.quota));
     const { files, skipped } = await expandSources(paths);
     for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    return this.sendSources(peer, files, options);
+  }
+
+  /**
+   * Sends files under the names given (`expandSources` makes them from paths, or the caller
+   * does: standard input saved to a file, sent as 'stdin'). Resolves once the receiver has
+   * verified every file; an interrupted call resumes when called again with the same files.
+   */
+  async sendSources(
+    to: string,
+    files: readonly SourceFile[],
+    options: SendFilesOptions = {},
+  ): Promise<SendFileResult[]> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
     // The service loop runs alongside: acks get processed and pings answered meanwhile.
     const stop = new AbortController();
     const service = this.serve({ signal: stop.signal }).catch(() => {});
@@ -737,6 +760,48 @@ export class Peer {
   /** File transfers in flight or interrupted, both ways, from local state and the relay (reads only). */
   transfers(): Promise<TransferRecord[]> {
     return listTransfers(this.components);
+  }
+
+  /**
+   * The transfer in flight or interrupted that `which` names: its id, the first 4 or more
+   * characters of its id, or its file (the source path of a send, the destination path of a
+   * receive). Fails with UNKNOWN_TRANSFER, or USAGE when several match.
+   */
+  async findTransfer(which: string): Promise<TransferRecord> {
+    const records = await this.transfers();
+    const text = which.trim().toLowerCase();
+    let matches = records.filter((record) => record.tid === text);
+    if (matches.length === 0 && /^[0-9a-f]{4,}$/.test(text)) {
+      matches = records.filter((record) => record.tid.startsWith(text));
+    }
+    if (matches.length === 0) matches = records.filter((record) => record.path === resolve(which));
+    if (matches.length === 0) {
+      throw new DmpError('UNKNOWN_TRANSFER', `no transfer in flight matches '${which}' (dftp list shows them)`, {
+        data: { which },
+      });
+    }
+    if (matches.length > 1) {
+      const ids = matches.map(
+        (record) => `${record.tid} (${record.direction === 'send' ? 'to' : 'from'} ${record.peer})`,
+      );
+      throw new DmpError(
+        'USAGE',
+        `'${which}' matches ${matches.length} transfers: give the id of one: ${ids.join(', ')}`,
+      );
+    }
+    return matches[0]!;
+  }
+
+  /**
+   * Ends a transfer for good on both sides (see src/transfer/cancel.ts): a send is withdrawn, a
+   * receive is refused and its partial file deleted. `which` as for findTransfer. Fails with
+   * LOCKED while a process works on it.
+   */
+  async cancelTransfer(which: string): Promise<TransferRecord> {
+    const record = await this.findTransfer(which);
+    if (record.direction === 'send') await cancelOutgoing(this.components, record.tid);
+    else await cancelIncoming(this.components, record.peer, record.tid);
+    return record;
   }
 }
 

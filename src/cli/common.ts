@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
+import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
 export interface GlobalArgs {
   relay?: string;
@@ -17,6 +18,8 @@ export interface GlobalArgs {
   json?: boolean;
   verbose?: boolean;
   strict?: boolean;
+  /** false with --no-color. */
+  color?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
@@ -45,8 +48,9 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
       type: 'boolean',
       describe: 'accept nothing from peers not verified with dmp verify [env DMP_STRICT]',
     })
+    .option('color', { type: 'boolean', describe: 'colour and bold on a terminal; --no-color or NO_COLOR=1: none' })
     .group(
-      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'strict', 'json', 'verbose', 'help'],
+      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'strict', 'json', 'verbose', 'color', 'help'],
       'Common options:',
     ) as Argv<T & GlobalArgs>;
 }
@@ -121,7 +125,7 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       if (event === 'peer-unauthenticated') {
         // One line per peer: the reason says whether it is another key, a changed identity, ...
         refusalsSaid.add(String(fields.reason));
-        process.stderr.write(`${program}: ${sanitize(String(fields.reason))}\n`);
+        writeStderr(`${program}: ${sanitize(String(fields.reason))}\n`);
         return;
       }
       // Said once through peer-unauthenticated above.
@@ -129,9 +133,9 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
-      process.stderr.write(
-        `${program}: ${level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : ''}${event} ${details}\n`,
-      );
+      const style = styleFor(process.stderr);
+      const label = level === 'warn' ? style.yellow('warning: ') : level === 'error' ? style.red('error: ') : '';
+      writeStderr(`${program}: ${label}${event} ${details}\n`);
     },
   };
 }
@@ -215,7 +219,7 @@ class Interrupts {
   private onSignal(name: NodeJS.Signals): void {
     if (this.received !== undefined || !this.listening) {
       // A second signal, or nothing to wind down: leave now.
-      process.stderr.write(this.line());
+      writeStderr(this.line());
       // A progress bar hides the cursor; never leave the terminal without one.
       if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
       process.exit(EXIT_INTERRUPTED);
@@ -241,15 +245,15 @@ export function reportError(program: string, error: unknown, command?: string): 
   if (isDmpError(error)) {
     // A malformed key is a mistake in what was typed or configured, like a malformed id.
     if (error.code === 'USAGE' || error.code === 'BAD_KEY') {
-      process.stderr.write(usageLine(program, command, error.message));
+      writeStderr(usageLine(program, command, error.message));
       return EXIT_USAGE;
     }
-    if (!refusalsSaid.has(error.message)) process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
+    if (!refusalsSaid.has(error.message)) writeStderr(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
+  writeStderr(`${program}: unexpected error: ${sanitize(message)}\n`);
   if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
 }
@@ -407,7 +411,11 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   let parser = yargs(parsed)
     .scriptName(program)
     .usage(`$0 <command> [options]\n\n${spec.about}`)
-    .middleware((argv) => restoreOperands(argv, operands));
+    .middleware((argv) => {
+      restoreOperands(argv, operands);
+      // --no-color holds for everything the command prints, before it prints anything.
+      setColorFlag(argv.color === false ? false : undefined);
+    });
   // Our own completion command rather than yargs' .completion(), so that its --help is a help page
   // with examples like every other; yargs answers --get-yargs-completions either way.
   const completion: Command = {
@@ -459,7 +467,7 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   function finish(failure?: { error: unknown }): void {
     if (interrupt.received === 'SIGINT') {
       // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
-      process.stderr.write(interrupt.line());
+      writeStderr(interrupt.line());
       exit(EXIT_INTERRUPTED);
     } else exit(failure === undefined ? 0 : reportError(program, failure.error, commandName(command)));
   }

@@ -8,14 +8,15 @@ import { hideBin } from 'yargs/helpers';
 import {
   collectStatus,
   DmpError,
-  formatSize,
   generateKey,
   HomeLayout,
   type InboxMessage,
   initPeer,
   jsonLogger,
-  Peer,
+  openForStatus,
+  type PeerOptions,
   runDaemon,
+  type StatusReport,
 } from '../index.js';
 import {
   type GlobalArgs,
@@ -39,7 +40,10 @@ import {
   trustCommand,
   verifyCommand,
 } from './identity-commands.js';
+import { describeLogLine } from './log-lines.js';
 import { blockCommands, blockedCommand, logoutCommand, whoCommand } from './presence-commands.js';
+import { speedsBetween, statusLines } from './status-view.js';
+import { fitEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dmp';
 
@@ -249,9 +253,10 @@ function listen() {
         .option('timeout', {
           type: 'string',
           requiresArg: true,
-          describe: 'exit 1 if the messages have not come within S seconds',
+          describe: 'listen for S seconds, then exit 0; with --count: exit 1 if fewer came by then',
         })
         .example('$0 listen', 'print messages until Ctrl-C')
+        .example('$0 listen --timeout 30', 'print what comes in the next 30 seconds')
         .example('$0 listen --from alice --count 1 --timeout 60', "wait up to a minute for alice's next message")
         .example('$0 listen --json', 'one JSON object per message, for scripts'),
     handler: async (argv: ListenArgs) => {
@@ -378,55 +383,97 @@ function daemonCommand() {
           describe: 'most bytes this peer may hold in the relay (default 64m)',
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
+        .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
         .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
-      const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
+      // People read a terminal; scripts and service managers get the JSON lines of daemon.log.
+      const readable = process.stderr.isTTY === true && !argv.json;
+      const style = styleFor(process.stderr);
+      const logger = jsonLogger({
+        path: new HomeLayout(options.home).daemonLog,
+        verbose: argv.verbose ?? false,
+        echo: readable
+          ? (_line, entry) => writeStderr(`${describeLogLine(entry, style)}\n`)
+          : (line) => process.stderr.write(line),
+      });
       await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
     },
   };
 }
 
+interface StatusArgs extends GlobalArgs {
+  watch?: boolean;
+}
+
 function statusCommand() {
   return {
     command: 'status',
-    describe: 'show the daemon, peers, messages waiting, transfers, the spool and the relay quota',
+    describe: 'show the daemon, peers, messages waiting, transfers, the outbox and the relay quota',
     builder: (y: Argv) =>
       withGlobalOptions(y)
+        .option('watch', { type: 'boolean', alias: 'w', describe: 'show it again every second until Ctrl-C' })
         .example('$0 status', 'what this peer is doing')
+        .example('$0 status --watch', 'the same, redrawn every second, with the speed of each transfer')
         .example('$0 status --json', 'the same as one JSON object'),
-    handler: async (argv: GlobalArgs) => {
-      const peer = await Peer.open({ ...(await peerOptions(argv, PROGRAM)), inspectOnly: true });
-      try {
-        const report = await collectStatus(peer);
-        if (argv.json) {
-          printJson(report);
-          return;
+    handler: async (argv: StatusArgs) => {
+      const options = await peerOptions(argv, PROGRAM);
+      if (!argv.watch) {
+        const { peer, relayError } = await openForStatus(options);
+        try {
+          const report = await collectStatus(peer, { relayError });
+          if (argv.json) printJson(report);
+          else {
+            const lines = statusLines(report, styleFor(process.stdout), { now: peer.clock.now() });
+            process.stdout.write(`${lines.join('\n')}\n`);
+          }
+        } finally {
+          peer.close();
         }
-        const lines: string[] = [];
-        const daemonLine = report.daemon.running
-          ? `running${report.daemon.pid ? ` (pid ${report.daemon.pid})` : ''}`
-          : 'not running';
-        lines.push(`peer ${report.self}; daemon ${daemonLine}`);
-        lines.push(`relay: ${formatSize(report.relayBytes)} held of a ${formatSize(report.quota)} quota`);
-        for (const other of report.peers) {
-          const heard = other.lastHeard ? `last heard ${other.lastHeard}` : 'not heard from yet';
-          lines.push(`  ${other.peer}: ${heard}; ${other.outgoing} to send, ${other.incoming} to receive`);
-        }
-        for (const t of report.transfers) {
-          const arrow = t.direction === 'send' ? `-> ${t.peer}` : `<- ${t.peer}`;
-          const percent = t.total === 0 ? 100 : Math.floor((t.bytes / t.total) * 100);
-          lines.push(
-            `  ${arrow} ${sanitize(t.file)}: ${formatSize(t.bytes)}/${formatSize(t.total)} ${percent}% ${formatSize(t.rate)}/s (${t.state})`,
-          );
-        }
-        for (const q of report.spool) lines.push(`  queued for ${q.peer}: ${sanitize(q.file)} (${formatSize(q.size)})`);
-        process.stdout.write(`${lines.join('\n')}\n`);
-      } finally {
-        peer.close();
+        return;
       }
+      await watchStatus(options, argv.json ?? false);
     },
   };
+}
+
+/**
+ * `dmp status --watch`: on a terminal the screen is drawn again every second, like watch(1);
+ * otherwise (or with --json) a new report follows every second. Ends with Ctrl-C.
+ */
+async function watchStatus(options: PeerOptions, json: boolean): Promise<void> {
+  const signal = interruptSignal();
+  const redraw = process.stdout.isTTY === true && !json;
+  const style = styleFor(process.stdout);
+  let previous: StatusReport | undefined;
+  let opened = await openForStatus(options);
+  try {
+    while (!signal.aborted) {
+      if (opened.relayError !== undefined) {
+        // The relay was away when we looked last: see whether it is back.
+        opened.peer.close();
+        opened = await openForStatus(options);
+      }
+      const report = await collectStatus(opened.peer, { relayError: opened.relayError });
+      if (json) printJson(report);
+      else {
+        const now = opened.peer.clock.now();
+        const speeds = previous ? speedsBetween(previous, report) : undefined;
+        const lines = statusLines(report, style, { now, speeds });
+        if (redraw) {
+          const width = Math.max(20, process.stdout.columns ?? 80) - 1;
+          const rows = Math.max(1, (process.stdout.rows ?? 24) - 1);
+          const header = style.dim(`every 1 s; Ctrl-C to stop`);
+          const screen = [header, ...lines].slice(0, rows).map((line) => `${fitEnd(line, width)}\x1b[K`);
+          process.stdout.write(`\x1b[H${screen.join('\n')}\n\x1b[J`);
+        } else process.stdout.write(`${lines.join('\n')}\n\n`);
+      }
+      previous = report;
+      await opened.peer.clock.sleep(1000, signal).catch(() => {});
+    }
+  } finally {
+    opened.peer.close();
+  }
 }
 
 /**

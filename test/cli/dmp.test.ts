@@ -344,6 +344,25 @@ describe('dmp send and listen', () => {
     assert.equal(result.stdout, '');
   });
 
+  test('listen --timeout without --count listens that long and exits 0, with or without messages', async () => {
+    const p = await peers();
+    assertExit(await runDmp(['send', 'bob', 'one'], { home: p.alice }), 0);
+    assertExit(await runDmp(['send', 'bob', 'two'], { home: p.alice }), 0);
+    const got = await runDmp(['listen', '--timeout', '2'], { home: p.bob });
+    assertExit(got, 0);
+    assert.equal(got.stdout, 'alice: one\nalice: two\n');
+    assert.equal(got.stderr, '', describeResult(got));
+    assert.ok(got.elapsedMs >= 2000, `it stopped after ${got.elapsedMs} ms`);
+    const quiet = await runDmp(['listen', '--timeout', '1'], { home: p.bob });
+    assertExit(quiet, 0);
+    assert.equal(quiet.stdout, '');
+    // With --count it is a deadline: fewer messages than asked for is a failure.
+    assertExit(await runDmp(['send', 'bob', 'three'], { home: p.alice }), 0);
+    const short = await runDmp(['listen', '--timeout', '2', '--count', '2'], { home: p.bob });
+    assertOneLineFailure(short, 1, /1 of 2 messages arrived in time/);
+    assert.equal(short.stdout, 'alice: three\n');
+  });
+
   test('listen prints "from: text" lines', async () => {
     const p = await peers();
     assertExit(await runDmp(['send', 'bob', 'hello', 'there'], { home: p.alice }), 0);
