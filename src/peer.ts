@@ -697,7 +697,8 @@ export class Peer {
 
   /** Messages waiting each way between this peer and `other` (reads only). */
   async messageCounts(other: PeerId): Promise<MessageCounts> {
-    const { relay, home } = this.components;
+    const { relay, home, sealer } = this.components;
+    await sealer.prepare?.(other);
     const ack = await this.messages.sender(other).peerAcked();
     const outgoing = (await relay.list(this.self, other)).filter((name) => (parseMessageName(name) ?? 0) > ack).length;
     const delivered = await deliveredThrough(home, other);

@@ -68,6 +68,7 @@ export async function cancelIncoming(ctx: CancelComponents, peer: PeerId, tid: s
     delete cancelled.sha256;
     await writeJsonFile(path, cancelled);
     const status: Status = { tid, state: 'failed', have: [], resend: [], reason };
+    await ctx.sealer.prepare?.(peer);
     const data = sealEnvelope(ctx, {
       v: PROTOCOL_VERSION,
       type: STATUS.type,

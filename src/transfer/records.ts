@@ -85,6 +85,8 @@ export async function listTransfers(
     const name = statusName(state.tid);
     const read = await probe(() => ctx.relay.read(state.peer, ctx.self, name));
     if (read) {
+      // Outside the node's loop: the peer's keys are made ready here.
+      await ctx.sealer.prepare?.(state.peer);
       const status = openEnvelope(ctx, state.peer, name, read, { kind: STATUS }).envelope?.body;
       if (status) {
         bytes = bytesOf(state.size, state.blockSize, status.have);
