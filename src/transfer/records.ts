@@ -9,6 +9,8 @@
 import { stat } from 'node:fs/promises';
 import { isDmpError } from '../errors.js';
 import { lockHolder } from '../local/lock.js';
+import { MAX_CONTROL_FILE } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope } from '../node/open.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -62,7 +64,7 @@ async function modifiedAt(path: string, fallback: number): Promise<number> {
 type RelayProbe = <T>(read: () => Promise<T>) => Promise<T | undefined>;
 
 export async function listTransfers(
-  ctx: Pick<NodeComponents, 'self' | 'relay' | 'home' | 'sealer' | 'guard' | 'logger'>,
+  ctx: Pick<NodeComponents, 'self' | 'relay' | 'inbound' | 'home' | 'sealer' | 'guard' | 'logger'>,
 ): Promise<TransferRecord[]> {
   let relayDown = false;
   const probe: RelayProbe = async (read) => {
@@ -83,8 +85,9 @@ export async function listTransfers(
     let phase = 'waiting';
     let reason: string | undefined;
     const name = statusName(state.tid);
-    const read = await probe(() => ctx.relay.read(state.peer, ctx.self, name));
-    if (read) {
+    const read = await probe(() => ctx.inbound.read(state.peer, name, { maxBytes: MAX_CONTROL_FILE }));
+    if (isRefused(read)) phase = 'unreadable status';
+    else if (read) {
       // Outside the node's loop: the peer's keys are made ready here.
       await ctx.sealer.prepare?.(state.peer);
       const status = openEnvelope(ctx, state.peer, name, read, { kind: STATUS }).envelope?.body;
