@@ -17,6 +17,7 @@ export interface GlobalArgs {
   poll?: string;
   json?: boolean;
   verbose?: boolean;
+  strict?: boolean;
   /** false with --no-color. */
   color?: boolean;
 }
@@ -43,9 +44,13 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
     })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
+    .option('strict', {
+      type: 'boolean',
+      describe: 'accept nothing from peers not verified with dmp verify [env DMP_STRICT]',
+    })
     .option('color', { type: 'boolean', describe: 'colour and bold on a terminal; --no-color or NO_COLOR=1: none' })
     .group(
-      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'color', 'help'],
+      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'strict', 'json', 'verbose', 'color', 'help'],
       'Common options:',
     ) as Argv<T & GlobalArgs>;
 }
@@ -108,6 +113,9 @@ function restoreOperands(argv: Record<string, unknown>, operands: readonly strin
   }
 }
 
+/** Refusals already printed, so a command that then fails for the same reason says it once. */
+const refusalsSaid = new Set<string>();
+
 /** Human log lines on stderr: warnings always, debug with --verbose. */
 export function stderrLogger(program: string, verbose: boolean): Logger {
   return {
@@ -115,11 +123,13 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       if (level === 'debug' && !verbose) return;
       if (level === 'info' && !verbose) return;
       if (event === 'peer-unauthenticated') {
-        writeStderr(
-          `${program}: cannot authenticate files from ${sanitize(String(fields.peer))}: wrong relay key, or a stranger? (its folder is left alone until one of its files authenticates)\n`,
-        );
+        // One line per peer: the reason says whether it is another key, a changed identity, ...
+        refusalsSaid.add(String(fields.reason));
+        writeStderr(`${program}: ${sanitize(String(fields.reason))}\n`);
         return;
       }
+      // Said once through peer-unauthenticated above.
+      if (event === 'identity-refused') return;
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
@@ -148,6 +158,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: argv.home,
     poll: parseWholeNumber(argv.poll, 'poll', 'milliseconds'),
     quota: argv.quota,
+    strict: argv.strict,
   });
   return {
     relay: config.relay,
@@ -156,6 +167,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: config.home,
     pollMs: config.pollMs,
     quota: config.quota,
+    strict: config.strict,
     logger: stderrLogger(program, argv.verbose ?? false),
   };
 }
@@ -236,7 +248,7 @@ export function reportError(program: string, error: unknown, command?: string): 
       writeStderr(usageLine(program, command, error.message));
       return EXIT_USAGE;
     }
-    writeStderr(`${program}: ${sanitize(error.message)}\n`);
+    if (!refusalsSaid.has(error.message)) writeStderr(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }

@@ -32,7 +32,16 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import {
+  idCommand,
+  pairKeyCommand,
+  peersCommand,
+  rotateCommand,
+  trustCommand,
+  verifyCommand,
+} from './identity-commands.js';
 import { describeLogLine } from './log-lines.js';
+import { blockCommands, blockedCommand, logoutCommand, whoCommand } from './presence-commands.js';
 import { speedsBetween, statusLines } from './status-view.js';
 import { fitEnd, styleFor, writeStderr } from './terminal.js';
 
@@ -55,15 +64,20 @@ function init() {
     describe: 'write the config in DMP_HOME and create this peer in the relay',
     builder: (y: Argv) =>
       withGlobalOptions(y)
+        .option('force', {
+          type: 'boolean',
+          describe: 'replace a stored key, take over an id, or start anew where the key opens no identity',
+        })
         .example('$0 init --relay ~/Dropbox/relay --id alice', 'the first peer: prints a new key to share')
         .example("$0 init --relay ~/Dropbox/relay --id bob --key 'KEY...'", 'the other peers, with that key'),
-    handler: async (argv: GlobalArgs) => {
+    handler: async (argv: GlobalArgs & { force?: boolean }) => {
       const result = await initPeer({
         relay: argv.relay,
         id: argv.id,
         key: argv.key,
         keyFile: argv['key-file'],
         home: argv.home,
+        force: argv.force,
       });
       if (argv.json) {
         printJson({
@@ -117,21 +131,9 @@ function send() {
         .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement")
         .example('$0 send bob -- -1 is less than 0', "text that starts with '-'"),
     handler: async (argv: SendArgs) => {
-      const { peer: peerId, text: words = [] } = argv;
+      const { peer: peerId } = argv;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
-      let texts: string[];
-      if (argv.lines) {
-        if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
-        const input = await readStdin();
-        texts = input.split('\n');
-        if (texts.at(-1) === '') texts.pop();
-      } else if (argv.stdin && words.length === 0) {
-        texts = [await readStdin()];
-      } else if (words.length > 0) {
-        texts = [words.join(' ')];
-      } else {
-        throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
-      }
+      const texts = await textsToSend(argv);
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
@@ -167,6 +169,47 @@ function send() {
   };
 }
 
+/** What `send` and `broadcast` send: the words, stdin as one text ('-'), or one per line (--lines). */
+async function textsToSend(argv: { text?: string[]; lines?: boolean; stdin?: boolean }): Promise<string[]> {
+  const words = argv.text ?? [];
+  if (argv.lines) {
+    if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
+    const texts = (await readStdin()).split('\n');
+    if (texts.at(-1) === '') texts.pop();
+    return texts;
+  }
+  if (argv.stdin && words.length === 0) return [await readStdin()];
+  if (words.length > 0) return [words.join(' ')];
+  throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
+}
+
+function broadcastCommand() {
+  return {
+    command: 'broadcast [text..]',
+    describe: "send to every member of the relay: words, '-' for stdin, or --lines",
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('text', { type: 'string', array: true, describe: "the message, or '-' to read stdin" })
+        .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own broadcast' })
+        .option('stdin', { type: 'boolean', hidden: true })
+        .example('$0 broadcast the build is green', 'everyone in the relay gets it, once, in order'),
+    handler: async (argv: GlobalArgs & { text?: string[]; lines?: boolean; stdin?: boolean }) => {
+      const texts = await textsToSend(argv);
+      const peer = await openPeer(argv, PROGRAM);
+      try {
+        const seqs = await peer.broadcast(texts);
+        if (argv.json) printJson({ event: 'broadcast', count: seqs.length, first: seqs[0], last: seqs.at(-1) });
+        else
+          process.stderr.write(
+            `dmp: ${seqs.length} broadcast${seqs.length === 1 ? '' : 's'} sent (#${seqs[0]}${seqs.length > 1 ? `-${seqs.at(-1)}` : ''})\n`,
+          );
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
 interface ListenArgs extends GlobalArgs {
   from?: string;
   count?: string;
@@ -192,9 +235,10 @@ function printMessage(message: InboxMessage, json: boolean): void {
       text: message.text,
       sentAt: new Date(message.sentAt).toISOString(),
       receivedAt: new Date(message.receivedAt).toISOString(),
+      broadcast: message.broadcast === true,
     });
   } else {
-    process.stdout.write(formatMessage(message.from, message.text));
+    process.stdout.write(formatMessage(message.broadcast ? `${message.from} (to all)` : message.from, message.text));
   }
 }
 
@@ -449,7 +493,26 @@ runProgram(
       ['$0 send bob hello there', 'a message to bob'],
       ['$0 listen', 'print messages as they arrive'],
     ],
-    commands: [keygen(), init(), send(), listen(), pingCommand(), daemonCommand(), statusCommand()],
+    commands: [
+      keygen(),
+      init(),
+      idCommand(),
+      peersCommand(),
+      verifyCommand(),
+      trustCommand(),
+      rotateCommand(),
+      pairKeyCommand(),
+      whoCommand(),
+      logoutCommand(),
+      ...blockCommands(),
+      blockedCommand(),
+      send(),
+      broadcastCommand(),
+      listen(),
+      pingCommand(),
+      daemonCommand(),
+      statusCommand(),
+    ],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

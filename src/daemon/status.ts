@@ -103,6 +103,10 @@ function unreachableRelay(self: PeerId, error: Error): RelayStorage {
     read: fail,
     publish: fail,
     remove: fail,
+    readShared: fail,
+    listShared: fail,
+    publishShared: fail,
+    removeShared: fail,
     usage: fail,
     watch: () => {},
   };

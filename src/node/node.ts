@@ -40,13 +40,17 @@ export interface IncomingHandler {
   /**
    * Called once per pass for each peer with the names of its kinds in `<peer>/<self>/` (maybe
    * none). Resolves to true when it stopped short (a batch limit) and wants another pass at once.
+   * `blocked`: the user blocked this peer; nothing of it may reach the user (each handler says
+   * what that means for its kind: acknowledge and drop, leave unanswered, ignore).
    */
-  handle(peer: PeerId, names: readonly string[]): Promise<unknown>;
+  handle(peer: PeerId, names: readonly string[], context: { blocked: boolean }): Promise<unknown>;
 }
 
 export interface NodeInit {
   /** Longest sleep between passes when nothing happens, ms. @default 1000 */
   idleMs?: number;
+  /** The user's block list; consulted before every look at a folder. @default nobody blocked */
+  blocked?: { refresh(): Promise<void>; has(peer: string): boolean };
 }
 
 /** Relay-wide trouble: no use looking at other peers until it passes. */
@@ -62,6 +66,7 @@ export class Node {
   private readonly activityListeners = new Set<(peer: PeerId) => void>();
   private readonly closer = new AbortController();
   private readonly idleMs: number;
+  private readonly blocked: NodeInit['blocked'];
   /** The running loop, shared by every caller of run(), and how many callers need it. */
   private loop: { controller: AbortController; done: Promise<void>; users: number } | undefined;
 
@@ -71,6 +76,7 @@ export class Node {
       feed: new ChangeFeed(components.relay, components.clock, this.closer.signal),
     };
     this.idleMs = init.idleMs ?? 1000;
+    this.blocked = init.blocked;
   }
 
   /**
@@ -165,8 +171,10 @@ export class Node {
             if (signal.aborted) break;
             const waiting = backoff.get(peer);
             if (waiting && waiting.until > clock.now()) continue;
-            if (!guard.shouldLook(peer)) continue;
             try {
+              // Keys first (an identity may have appeared, rotated, or been accepted meanwhile).
+              if ((await this.components.sealer.prepare?.(peer)) === false) continue;
+              if (!guard.shouldLook(peer)) continue;
               if (await this.pass(peer, seen)) again.add(peer);
               backoff.delete(peer);
             } catch (error) {
@@ -204,6 +212,8 @@ export class Node {
   /** One look at one peer's folder for us: every handler gets the names of its kinds. */
   private async pass(peer: PeerId, seen: Map<PeerId, string>): Promise<boolean> {
     const names = await this.components.relay.list(peer, this.components.self);
+    await this.blocked?.refresh();
+    const context = { blocked: this.blocked?.has(peer) ?? false };
     const signature = names.join('/');
     if (seen.has(peer) && seen.get(peer) !== signature) {
       for (const listener of this.activityListeners) listener(peer);
@@ -212,7 +222,7 @@ export class Node {
     let again = false;
     for (const handler of [...this.handlers]) {
       const mine = names.filter((name) => handler.kinds.some((kind) => kind.files.test(name)));
-      if ((await handler.handle(peer, mine)) === true) again = true;
+      if ((await handler.handle(peer, mine, context)) === true) again = true;
     }
     return again;
   }

@@ -9,7 +9,7 @@
  * - A file that fails authentication is never delivered: it is logged with peer and file, and
  *   the ack asks the sender to publish it again.
  */
-import { readJsonFile } from '../local/files.js';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
 import { type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
@@ -32,6 +32,8 @@ export interface InboxMessage {
   text: string;
   sentAt: number;
   receivedAt: number;
+  /** A broadcast to every member, not a message to this peer alone. */
+  broadcast?: true;
 }
 
 const BATCH_MESSAGES = 1000;
@@ -64,7 +66,7 @@ export class MessageReceiver {
    * Delivers what can be delivered now into the inbox and publishes the ack. `names` is a fresh
    * listing of `<relay>/<peer>/<self>/`. Returns the messages delivered, in order.
    */
-  async poll(names: readonly string[]): Promise<InboxMessage[]> {
+  async poll(names: readonly string[], options: { drop?: boolean } = {}): Promise<InboxMessage[]> {
     let through = await this.loadDelivered();
     const present = new Set<number>();
     for (const name of names) {
@@ -101,7 +103,14 @@ export class MessageReceiver {
         receivedAt: this.ctx.clock.now(),
       });
     }
-    if (delivered.length > 0) {
+    if (delivered.length > 0 && options.drop) {
+      // A blocked peer's messages are acknowledged and dropped: only how far is recorded.
+      await writeJsonFile(this.ctx.home.stream(this.peer, 'inbox.json'), {
+        deliveredThrough: through + delivered.length,
+      });
+      this.deliveredThrough = through + delivered.length;
+      delivered.length = 0;
+    } else if (delivered.length > 0) {
       await this.inbox.append(delivered);
       this.deliveredThrough = through + delivered.length;
     }

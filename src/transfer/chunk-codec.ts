@@ -12,6 +12,7 @@
  * carries the SHA-256 of the whole file, computed while the file was streamed.
  */
 import { DmpError } from '../errors.js';
+import { PROTOCOL_VERSION } from '../node/envelope.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 import { MAX_CHUNKS, TID_PATTERN } from './names.js';
 
@@ -73,7 +74,7 @@ export function decodeChunkPlaintext(plaintext: Buffer): { header: ChunkHeader; 
   if (
     typeof header !== 'object' ||
     header === null ||
-    header.v !== 1 ||
+    header.v !== PROTOCOL_VERSION ||
     !isPeerId(header.from) ||
     !isPeerId(header.to) ||
     typeof header.tid !== 'string' ||

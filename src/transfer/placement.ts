@@ -4,7 +4,7 @@
  */
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { DmpError, errnoCode } from '../errors.js';
-import { freeName } from './safe-path.js';
+import { freeName } from '../local/free-name.js';
 
 /** Moves the verified partial to its final name; never replaces a file unless told to. */
 export async function placeFile(partial: string, target: string, overwrite: boolean): Promise<string> {

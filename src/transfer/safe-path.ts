@@ -4,9 +4,8 @@
  * invisible format characters, Windows-reserved names and trailing dots or spaces, and the
  * result must stay inside the output folder.
  */
-import { lstat } from 'node:fs/promises';
-import { extname, resolve, sep } from 'node:path';
-import { DmpError, errnoCode } from '../errors.js';
+import { resolve, sep } from 'node:path';
+import { DmpError } from '../errors.js';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 const MAX_COMPONENT_BYTES = 200;
@@ -72,20 +71,4 @@ export function resolveInside(out: string, parts: readonly string[]): string {
   const target = resolve(root, ...parts);
   if (!target.startsWith(root + sep)) throw new DmpError('PROTOCOL', 'file name escapes the output folder');
   return target;
-}
-
-/** `name.ext`, `name (1).ext`, `name (2).ext`, ... : the first that does not exist. */
-export async function freeName(path: string, taken: (candidate: string) => boolean = () => false): Promise<string> {
-  const ext = extname(path);
-  const stem = path.slice(0, path.length - ext.length);
-  for (let n = 0; ; n += 1) {
-    const candidate = n === 0 ? path : `${stem} (${n})${ext}`;
-    if (taken(candidate)) continue;
-    try {
-      await lstat(candidate);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return candidate;
-      throw error;
-    }
-  }
 }

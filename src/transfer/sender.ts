@@ -213,6 +213,8 @@ class OutgoingTransfer {
             recycle(freeBlocks, done.parts[1], blockSize);
             return done.token;
           });
+          // Awaited in order below; until then a failure must not count as unhandled.
+          token.catch(() => {});
           encrypting.push({ index, token });
           while (encrypting.length >= PIPELINE_DEPTH) await publishOldest();
         }
@@ -324,7 +326,7 @@ class OutgoingTransfer {
     const last = index === this.plan.count - 1;
     return encodeChunkPlaintext(
       {
-        v: 1,
+        v: PROTOCOL_VERSION,
         from: this.ctx.self,
         to: this.state.peer,
         tid: this.state.tid,

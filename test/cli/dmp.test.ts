@@ -373,23 +373,33 @@ describe('dmp send and listen', () => {
 });
 
 describe('dmp authentication failures', () => {
-  test('a wrong key is reported as one line naming the peer, and listening goes on', async () => {
+  test('init refuses a key that opens no identity in the relay; forced, the peers refuse each other by name', async () => {
     const p = await peers();
-    // bob starts over with a key of his own.
+    // bob starts over with a key of his own: init sees that it opens none of the identities.
     await removeTree(p.bob);
-    const reinit = await runDmp(['init', '--relay', p.relay, '--id', 'bob'], { home: p.bob });
-    assertExit(reinit, 0);
-    assert.notEqual(reinit.stdout.trim(), p.key);
-    // Two messages: one file failing could be a sync glitch; two that fail the same way cannot.
-    assertExit(await runDmp(['send', 'bob', 'secret'], { home: p.alice }), 0);
-    assertExit(await runDmp(['send', 'bob', 'another'], { home: p.alice }), 0);
-    // listen does not give up on the relay for one peer's folder: it ends at its timeout.
+    const refused = await runDmp(['init', '--relay', p.relay, '--id', 'bob'], { home: p.bob });
+    assertExit(refused, 1);
+    assertNoStack(refused);
+    assert.match(refused.stderr, /this key does not open the identities of alice, bob in this relay: wrong key\?/);
+    // The taken id is refused too: bob's identity in the relay is not this new home's.
+    const forcedKey = await runDmp(['init', '--relay', p.relay, '--id', 'bob', '--force'], { home: p.bob });
+    assertExit(forcedKey, 0);
+    assert.notEqual(forcedKey.stdout.trim(), p.key);
+    // alice is told at once, in one line, and nothing is written for bob.
+    const send = await runDmp(['send', 'bob', 'secret'], { home: p.alice });
+    assertExit(send, 1);
+    assertNoStack(send);
+    assert.match(
+      send.stderr,
+      /^dmp: bob's identity does not open with this relay key \(another key, or a stranger\)\n$/,
+    );
+    // listen does not give up on the relay for one peer's folder: it names alice once and ends at its timeout.
     const result = await runDmp(['listen', '--count', '1', '--timeout', '5'], { home: p.bob });
     assertExit(result, 1);
     assertNoStack(result);
     assert.match(result.stderr, /messages arrived in time/);
     const matching = lines(result.stderr).filter((line) =>
-      /cannot authenticate files from alice: wrong relay key, or a stranger\?/.test(line),
+      /^dmp: alice's identity does not open with this relay key/.test(line),
     );
     assert.equal(matching.length, 1, describeResult(result));
     assert.equal(result.stdout, '');

@@ -61,7 +61,7 @@ function concat(parts: Uint8Array[]): Buffer {
 }
 
 function header(overrides: Partial<ChunkHeader> = {}): ChunkHeader {
-  return { v: 1, from: ALICE, to: BOB, tid: TID, index: 0, offset: 0, length: 0, ...overrides };
+  return { v: 2, from: ALICE, to: BOB, tid: TID, index: 0, offset: 0, length: 0, ...overrides };
 }
 
 /** A plaintext whose header is the given object, serialised as is (possibly malformed). */
@@ -270,7 +270,7 @@ describe('chunk plaintext', () => {
       [],
       'header',
       42,
-      { ...good, v: 2 },
+      { ...good, v: 1 },
       { ...good, v: undefined },
       { ...good, from: 'Alice' },
       { ...good, from: '../x' },
