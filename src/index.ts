@@ -37,6 +37,7 @@ export { DmpError, type ErrorCode, isDmpError } from './errors.js';
 export { HomeLayout } from './local/home.js';
 export type { Logger, LogLevel } from './log.js';
 export type { AuthVerdict } from './node/auth-guard.js';
+export type { WaitReason } from './node/quota.js';
 export {
   DEFAULT_QUOTA,
   type ListenOptions,
@@ -57,4 +58,5 @@ export type { TransferEvent, TransferEventListener } from './transfer/events.js'
 export type { TransferRecord } from './transfer/records.js';
 export { expandSources, type SourceFile } from './transfer/walk.js';
 export { type PeerId, parsePeerId } from './util/peer-id.js';
+export { type PrintableOptions, printable } from './util/printable.js';
 export { formatSize, parseSize } from './util/size.js';

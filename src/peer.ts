@@ -23,6 +23,7 @@ import { type Logger, silentLogger } from './log.js';
 import { AuthGuard } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
+import type { WaitReason } from './node/quota.js';
 import {
   DEFAULT_PRESENCE_INTERVAL_MS,
   isOnline,
@@ -86,8 +87,8 @@ export interface SendOptions {
   /** With `wait`: give up after this many ms (TIMEOUT). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Publishing waits for room under the quota. */
-  onWaiting?: (held: number) => void;
+  /** Publishing waits: for room under the quota, or for space on a full relay. */
+  onWaiting?: (held: number, reason: WaitReason) => void;
 }
 
 export interface ListenOptions {
@@ -697,7 +698,8 @@ export class Peer {
 
   /** Messages waiting each way between this peer and `other` (reads only). */
   async messageCounts(other: PeerId): Promise<MessageCounts> {
-    const { relay, home } = this.components;
+    const { relay, home, sealer } = this.components;
+    await sealer.prepare?.(other);
     const ack = await this.messages.sender(other).peerAcked();
     const outgoing = (await relay.list(this.self, other)).filter((name) => (parseMessageName(name) ?? 0) > ack).length;
     const delivered = await deliveredThrough(home, other);

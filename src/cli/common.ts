@@ -4,7 +4,16 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type CommandModule } from 'yargs';
-import { DmpError, isDmpError, type Logger, type LogLevel, Peer, type PeerOptions, resolveConfig } from '../index.js';
+import {
+  DmpError,
+  isDmpError,
+  type Logger,
+  type LogLevel,
+  Peer,
+  type PeerOptions,
+  printable,
+  resolveConfig,
+} from '../index.js';
 import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
 export interface GlobalArgs {
@@ -140,12 +149,13 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
   };
 }
 
-/** Never print control characters (terminal escapes) from names or messages to a terminal. */
+/**
+ * Text from the other side, made safe to print: control characters (terminal escapes), bidi
+ * controls (`invoice\u202efdp.exe` would show as `invoiceexe.pdf`) and invisible characters are
+ * escaped visibly (src/util/printable.ts).
+ */
 export function sanitize(text: string): string {
-  return text.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return printable(text);
 }
 
 /** Settings from flags, environment and config, ready for Peer.open. */

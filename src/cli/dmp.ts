@@ -137,15 +137,16 @@ function send() {
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
-        let warned = false;
         const seqs = await peer.send(peerId, texts, {
           wait: argv.wait,
           timeoutMs,
           signal,
-          onWaiting: () => {
-            if (!warned) process.stderr.write(`dmp: relay quota full, waiting for ${sanitize(peerId)}…\n`);
-            warned = true;
-          },
+          onWaiting: (_held, reason) =>
+            process.stderr.write(
+              reason === 'relay-full'
+                ? 'dmp: relay full: waiting for space…\n'
+                : `dmp: relay quota full, waiting for ${sanitize(peerId)}…\n`,
+            ),
         });
         if (argv.json)
           printJson({

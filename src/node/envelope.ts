@@ -11,7 +11,9 @@
  * `type`, the relay file names it uses, and a check of its body) and registers a handler for
  * them with the node. This file never changes for a new kind.
  */
-import { DmpError } from '../errors.js';
+import { DmpError, isDmpError } from '../errors.js';
+import { parseBoundedJson } from '../util/bounded-json.js';
+import { SANE_TIME_MAX } from '../util/bounds.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 
 /** Version 2: per-pair keys and identities (docs/PROTOCOL.md). */
@@ -19,6 +21,16 @@ export const PROTOCOL_VERSION = 2;
 
 /** Control files are small; anything larger is refused unread (docs/PROTOCOL.md). */
 export const MAX_CONTROL_FILE = 1024 * 1024;
+
+/**
+ * The deepest nesting of JSON read from the relay (envelopes, chunk headers). Ours nest three
+ * deep at most; a field nested 10,000 deep is refused before JSON.parse, instead of overflowing
+ * the stack of whatever walks it later (JSON.stringify of a pong, a logger).
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Longest envelope `type`. */
+const MAX_TYPE_LENGTH = 32;
 
 /** A kind of relay file: what the node's loop dispatches on. */
 export interface FileKind {
@@ -71,22 +83,27 @@ export interface Expect<B> {
 export function decodeEnvelope<B>(plaintext: Buffer, expect: Expect<B>): Envelope<B> {
   let value: unknown;
   try {
-    value = JSON.parse(plaintext.toString('utf8'));
-  } catch (cause) {
-    throw new DmpError('PROTOCOL', 'envelope is not JSON', { cause });
+    value = parseBoundedJson(plaintext, { maxBytes: MAX_CONTROL_FILE, maxDepth: MAX_JSON_DEPTH });
+  } catch (error) {
+    if (!isDmpError(error)) throw error;
+    throw new DmpError('PROTOCOL', `envelope refused: ${error.message}`, { data: error.data, cause: error });
   }
   const envelope = value as Partial<Envelope>;
   if (
     typeof value !== 'object' ||
     value === null ||
+    Array.isArray(value) ||
     typeof envelope.v !== 'number' ||
     typeof envelope.type !== 'string' ||
+    envelope.type.length > MAX_TYPE_LENGTH ||
     !isPeerId(envelope.from) ||
     !isPeerId(envelope.to) ||
-    !Number.isSafeInteger(envelope.seq) ||
+    !isCount(envelope.seq) ||
+    // Informative only, but printed as a date: a time the Date type can hold, from 1970 on (a
+    // machine whose clock was never set still writes times near 1970).
     typeof envelope.sentAt !== 'number' ||
-    !Number.isFinite(envelope.sentAt) ||
-    (envelope.acked !== undefined && !Number.isSafeInteger(envelope.acked))
+    !(envelope.sentAt >= 0 && envelope.sentAt <= SANE_TIME_MAX) ||
+    (envelope.acked !== undefined && !isCount(envelope.acked))
   ) {
     throw new DmpError('PROTOCOL', 'envelope is malformed');
   }
@@ -105,5 +122,19 @@ export function decodeEnvelope<B>(plaintext: Buffer, expect: Expect<B>): Envelop
   if (expect.seq !== undefined && envelope.seq !== expect.seq) {
     throw new DmpError('PROTOCOL', `file name says sequence ${expect.seq} but the envelope says ${envelope.seq}`);
   }
-  return { ...(envelope as Envelope), body: expect.kind.parseBody(envelope.body) };
+  // Known fields only: whatever else the other side put in is never stored, logged or echoed.
+  return {
+    v: envelope.v,
+    type: envelope.type,
+    from: envelope.from,
+    to: envelope.to,
+    seq: envelope.seq as number,
+    sentAt: envelope.sentAt,
+    body: expect.kind.parseBody(envelope.body),
+    ...(envelope.acked === undefined ? {} : { acked: envelope.acked }),
+  };
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }

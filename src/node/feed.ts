@@ -49,6 +49,7 @@ export class Wakeup {
 
 export class ChangeFeed {
   private readonly subscribers = new Set<{ filter: ChangeFilter; wakeup: Wakeup }>();
+  private readonly listeners = new Set<(change: RelayChange | null) => void>();
 
   constructor(
     relay: RelayStorage,
@@ -58,11 +59,21 @@ export class ChangeFeed {
     relay.watch({
       signal,
       onChange: (change) => {
+        for (const listener of this.listeners) listener(change);
         for (const subscriber of this.subscribers) {
           if (change === null || subscriber.filter(change)) subscriber.wakeup.poke();
         }
       },
     });
+  }
+
+  /**
+   * Hears every change as it is reported, and every periodic rescan as `null`; returns the
+   * unsubscribe function. For bookkeeping that must forget what a change may have replaced.
+   */
+  listen(listener: (change: RelayChange | null) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   subscribe(filter: ChangeFilter): { wakeup: Wakeup; unsubscribe: () => void } {

@@ -18,6 +18,7 @@ import type { PeerId } from '../util/peer-id.js';
 import type { AuthGuard } from './auth-guard.js';
 import type { FileKind } from './envelope.js';
 import { ChangeFeed } from './feed.js';
+import { InboundReader } from './inbound.js';
 import type { Sealer } from './seal.js';
 
 /** Every collaborator a service may ask for. A service declares the few it uses with Pick<>. */
@@ -30,6 +31,8 @@ export interface NodeComponents {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly feed: ChangeFeed;
+  /** The one way to read what other peers wrote for this one: bounded, and per entry. */
+  readonly inbound: InboundReader;
   /** Bytes this peer may hold in its relay folder, every kind of file together. */
   readonly quota: number;
 }
@@ -70,10 +73,12 @@ export class Node {
   /** The running loop, shared by every caller of run(), and how many callers need it. */
   private loop: { controller: AbortController; done: Promise<void>; users: number } | undefined;
 
-  constructor(components: Omit<NodeComponents, 'feed'>, init: NodeInit = {}) {
+  constructor(components: Omit<NodeComponents, 'feed' | 'inbound'>, init: NodeInit = {}) {
+    const feed = new ChangeFeed(components.relay, components.clock, this.closer.signal);
     this.components = {
       ...components,
-      feed: new ChangeFeed(components.relay, components.clock, this.closer.signal),
+      feed,
+      inbound: new InboundReader({ ...components, feed }, this.closer.signal),
     };
     this.idleMs = init.idleMs ?? 1000;
     this.blocked = init.blocked;

@@ -29,7 +29,8 @@ export interface Sealer {
   /**
    * Makes ready what sealing for and opening from `peer` needs (per-peer keys read from the
    * relay). The node calls it before each look at the peer's folder and leaves the folder alone
-   * while it resolves to false: nothing there could be opened, nor anything sealed for it.
+   * while it resolves to false: nothing there could be opened, nor anything sealed for it. Code
+   * that seals or opens outside the node's loop calls it first.
    */
   prepare?(peer: PeerId): Promise<boolean>;
   /** Releases threads it started. */

@@ -38,6 +38,8 @@ export class RelayReplica {
   }
   /** Set by tests to simulate a read-only relay. */
   readOnly = false;
+  /** Set by tests to simulate a relay whose disk is full: writes fail with DISK_FULL, removals work. */
+  full = false;
 
   subscribe(listener: ReplicaListener): () => void {
     this.listeners.add(listener);
@@ -151,6 +153,11 @@ export class MemoryRelay implements RelayStorage {
 
   async publish(dir: PeerId, files: readonly RelayFile[], _options?: PublishOptions): Promise<void> {
     this.checkWritable();
+    if (this.replica.full) {
+      throw new DmpError('DISK_FULL', `no space left to write in ${this.self}/${dir}`, {
+        data: { path: `${this.self}/${dir}`, errno: 'ENOSPC' },
+      });
+    }
     for (const file of files) {
       this.replica.put(`${this.self}/${dir}/${file.name}`, Buffer.from(file.data), true);
     }

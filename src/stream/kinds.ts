@@ -15,8 +15,19 @@ export interface AckBody {
 /** At most this many sequence numbers in one ack's resend list. */
 const MAX_RESEND = 10_000;
 
+/**
+ * The largest message, in bytes of UTF-8 text (docs/PROTOCOL.md, "Limits"). Sealed, it stays
+ * well under MAX_CONTROL_FILE, above which a receiver refuses a file unread. Larger texts go as
+ * files (dftp), which have no limit.
+ */
+export const MAX_MESSAGE_BYTES = 512 * 1024;
+
 export const MSG = defineKind('msg', /^msg-\d{12}\.dmp$/, (body): string => {
   if (typeof body !== 'string') throw new DmpError('PROTOCOL', 'message body is not text');
+  // A UTF-8 character is at most 3 bytes per UTF-16 unit: most texts need no count at all.
+  if (body.length * 3 > MAX_MESSAGE_BYTES && Buffer.byteLength(body, 'utf8') > MAX_MESSAGE_BYTES) {
+    throw new DmpError('PROTOCOL', `message body is larger than the ${MAX_MESSAGE_BYTES} bytes allowed`);
+  }
   return body;
 });
 

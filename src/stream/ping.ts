@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DmpError } from '../errors.js';
-import { defineKind, type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
+import { defineKind, type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { IncomingHandler, NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -26,7 +27,10 @@ function parsePingBody(body: unknown): PingBody {
 export const PING = defineKind('ping', /^ping-[0-9a-f]{16}\.dmp$/, parsePingBody);
 export const PONG = defineKind('pong', /^pong-[0-9a-f]{16}\.dmp$/, parsePingBody);
 
-export type PingComponents = Pick<NodeComponents, 'self' | 'relay' | 'sealer' | 'guard' | 'clock' | 'logger' | 'feed'>;
+export type PingComponents = Pick<
+  NodeComponents,
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'clock' | 'logger' | 'feed'
+>;
 
 /** Pings older than this (by the pinger's clock) are not answered: nobody waits for them. */
 const PING_MAX_AGE_MS = 5 * 60_000;
@@ -48,12 +52,21 @@ export class PingResponder implements IncomingHandler {
       pings.add(nonce);
       if (this.answered.has(nonce)) continue;
       this.answered.add(nonce);
-      const read = await this.ctx.relay.read(peer, this.ctx.self, name);
-      if (read === undefined) continue;
+      const read = await this.ctx.inbound.read(peer, name, { maxBytes: MAX_CONTROL_FILE });
+      if (read === undefined || isRefused(read)) continue;
       const { envelope: ping } = openEnvelope(this.ctx, peer, name, read, { kind: PING });
       if (!ping || ping.body.nonce !== nonce) continue;
       if (this.ctx.clock.now() - ping.sentAt > PING_MAX_AGE_MS) continue;
-      const pong: Envelope = { ...ping, type: PONG.type, from: this.ctx.self, to: peer, sentAt: this.ctx.clock.now() };
+      // Built from the checked fields alone: nothing else of the ping is echoed.
+      const pong: Envelope<PingBody> = {
+        v: PROTOCOL_VERSION,
+        type: PONG.type,
+        from: this.ctx.self,
+        to: peer,
+        seq: ping.seq,
+        sentAt: this.ctx.clock.now(),
+        body: { nonce },
+      };
       await this.ctx.relay.publish(peer, [{ name: pongName(nonce), data: sealEnvelope(this.ctx, pong) }], {
         durable: false,
       });
@@ -113,8 +126,8 @@ export async function ping(ctx: PingComponents, peer: PeerId, options: PingOptio
       try {
         const deadline = started + timeoutMs;
         while (!answered && ctx.clock.elapsed() < deadline && !options.signal?.aborted) {
-          const read = await ctx.relay.read(peer, ctx.self, pongName(nonce));
-          if (read !== undefined && read.version !== rejectedVersion) {
+          const read = await ctx.inbound.read(peer, pongName(nonce), { maxBytes: MAX_CONTROL_FILE });
+          if (read !== undefined && !isRefused(read) && read.version !== rejectedVersion) {
             const opened = openEnvelope(ctx, peer, pongName(nonce), read, { kind: PONG });
             answered = opened.envelope?.body.nonce === nonce;
             if (opened.error) {

@@ -12,7 +12,8 @@
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
-import { type Envelope, PROTOCOL_VERSION } from '../node/envelope.js';
+import { type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { RepeatSchedule } from '../node/repeat.js';
@@ -22,7 +23,7 @@ import { ACK_NAME, messageName, parseMessageName } from './names.js';
 
 export type MessageReceiverComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
 >;
 
 /** One delivered message, as kept in the inbox (DMP_HOME/state/streams/<peer>/inbox.jsonl). */
@@ -124,9 +125,14 @@ export class MessageReceiver {
   /** Reads and checks message `seq`; undefined when it is gone or bad (then a resend is asked). */
   private async readMessage(seq: number): Promise<Envelope<string> | undefined> {
     const name = messageName(seq);
-    const read = await this.ctx.relay.read(this.peer, this.ctx.self, name);
+    const read = await this.ctx.inbound.read(this.peer, name, { maxBytes: MAX_CONTROL_FILE });
     if (read === undefined) return undefined;
     if (this.bad.get(name) === read.version) return undefined;
+    if (isRefused(read)) {
+      // Not a file we can read (too large, a link, unreadable): ask for it again, like a damaged one.
+      this.bad.set(name, read.version);
+      return undefined;
+    }
     const opened = openEnvelope(this.ctx, this.peer, name, read, { kind: MSG, seq });
     if (opened.envelope) this.bad.delete(name);
     else this.bad.set(name, read.version);

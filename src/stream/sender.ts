@@ -8,21 +8,24 @@
  *   a copy, so a relay file that is lost or damaged can be published again.
  * - Files are deleted from the relay only once the peer's ack covers them.
  */
+import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { Journal } from '../local/journal.js';
 import { withLock } from '../local/lock.js';
 import { decodeEnvelope, type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota, type WaitForRoom } from '../node/quota.js';
 import type { PeerId } from '../util/peer-id.js';
-import { ACK, type AckBody, MSG } from './kinds.js';
+import { formatSize } from '../util/size.js';
+import { ACK, type AckBody, MAX_MESSAGE_BYTES, MSG } from './kinds.js';
 import { ACK_NAME, MAX_SEQ, messageName, parseMessageName } from './names.js';
 
 export type MessageSenderComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'quota'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'quota'
 >;
 
 interface SenderState {
@@ -62,6 +65,8 @@ export class MessageSender {
    * relay, with the sequence numbers given.
    */
   async send(texts: readonly string[], options: WaitForRoom = {}): Promise<number[]> {
+    // Every text is checked before any is sent: a refusal never leaves half of them sent.
+    for (const [index, text] of texts.entries()) this.checkSize(text, texts.length > 1 ? index + 1 : undefined);
     const seqs: number[] = [];
     return withLock(this.lockPath, async () => {
       const state = await this.currentState();
@@ -114,6 +119,43 @@ export class MessageSender {
   }
 
   /**
+   * A message must fit the protocol's limits (docs/PROTOCOL.md, "Limits"): its text at most
+   * MAX_MESSAGE_BYTES, and its sealed file at most MAX_CONTROL_FILE, which a text full of
+   * characters that JSON escapes (six bytes for one) can pass. A receiver refuses larger files
+   * unread, so sending one could only jam the stream.
+   */
+  private checkSize(text: string, number: number | undefined): void {
+    const what = number === undefined ? 'the message' : `message ${number}`;
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > MAX_MESSAGE_BYTES) {
+      throw new DmpError(
+        'USAGE',
+        `${what} is ${formatSize(bytes)}: a message holds at most ${formatSize(MAX_MESSAGE_BYTES)} (send larger texts as a file, with dftp send)`,
+      );
+    }
+    // The longest envelope this text can travel in: the largest numbers in every field.
+    const plaintext = Buffer.byteLength(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'msg',
+        from: this.ctx.self,
+        to: this.peer,
+        seq: MAX_SEQ,
+        sentAt: this.ctx.clock.now(),
+        body: text,
+        acked: MAX_SEQ,
+      }),
+    );
+    const sealed = Math.ceil(tokenLength(plaintext) / 3) * 4;
+    if (sealed > MAX_CONTROL_FILE) {
+      throw new DmpError(
+        'USAGE',
+        `${what} would take ${formatSize(sealed)} sealed (its text has many characters JSON escapes): a message file holds at most ${formatSize(MAX_CONTROL_FILE)}`,
+      );
+    }
+  }
+
+  /**
    * Reads the peer's ack: deletes acknowledged files, publishes again what the peer asks for.
    * Returns what the ack says, or undefined when there is none yet.
    */
@@ -135,14 +177,17 @@ export class MessageSender {
 
   /** What the peer's ack says it has delivered (0 when there is none or it does not open). Reads only. */
   async peerAcked(): Promise<number> {
-    const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
-    return read ? (openEnvelope(this.ctx, this.peer, ACK_NAME, read, { kind: ACK }).envelope?.body.through ?? 0) : 0;
+    const read = await this.ctx.inbound.read(this.peer, ACK_NAME, { maxBytes: MAX_CONTROL_FILE });
+    return read && !isRefused(read)
+      ? (openEnvelope(this.ctx, this.peer, ACK_NAME, read, { kind: ACK }).envelope?.body.through ?? 0)
+      : 0;
   }
 
   /** The peer's ack, and whether it changed since this sender last acted on it. */
   private async readAck(): Promise<{ body: AckBody; fresh: boolean } | undefined> {
-    const read = await this.ctx.relay.read(this.peer, this.ctx.self, ACK_NAME);
-    if (read === undefined) return undefined;
+    const read = await this.ctx.inbound.read(this.peer, ACK_NAME, { maxBytes: MAX_CONTROL_FILE });
+    // An ack we cannot read is no ack: the receiver publishes it again, replacing this one.
+    if (read === undefined || isRefused(read)) return undefined;
     const fresh = read.version !== this.lastAckVersion;
     this.lastAckVersion = read.version;
     // A damaged ack is replaced by the receiver's next one: only a new version is reported.

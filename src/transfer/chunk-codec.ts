@@ -11,8 +11,9 @@
  * renamed to another index or replayed elsewhere fails the receiver's checks. The last chunk
  * carries the SHA-256 of the whole file, computed while the file was streamed.
  */
-import { DmpError } from '../errors.js';
-import { PROTOCOL_VERSION } from '../node/envelope.js';
+import { DmpError, isDmpError } from '../errors.js';
+import { MAX_JSON_DEPTH, PROTOCOL_VERSION } from '../node/envelope.js';
+import { parseBoundedJson } from '../util/bounded-json.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 import { MAX_CHUNKS, TID_PATTERN } from './names.js';
 
@@ -66,14 +67,19 @@ export function decodeChunkPlaintext(plaintext: Buffer): { header: ChunkHeader; 
   if (2 + headerLength > plaintext.length) throw new DmpError('PROTOCOL', 'chunk header overruns the chunk');
   let header: Partial<ChunkHeader>;
   try {
-    header = JSON.parse(plaintext.subarray(2, 2 + headerLength).toString('utf8')) as Partial<ChunkHeader>;
-  } catch (cause) {
-    throw new DmpError('PROTOCOL', 'chunk header is not JSON', { cause });
+    header = parseBoundedJson(plaintext.subarray(2, 2 + headerLength), {
+      maxBytes: headerLength,
+      maxDepth: MAX_JSON_DEPTH,
+    }) as Partial<ChunkHeader>;
+  } catch (error) {
+    if (!isDmpError(error)) throw error;
+    throw new DmpError('PROTOCOL', `chunk header refused: ${error.message}`, { data: error.data, cause: error });
   }
   const data = plaintext.subarray(2 + headerLength);
   if (
     typeof header !== 'object' ||
     header === null ||
+    Array.isArray(header) ||
     header.v !== PROTOCOL_VERSION ||
     !isPeerId(header.from) ||
     !isPeerId(header.to) ||
@@ -82,11 +88,22 @@ export function decodeChunkPlaintext(plaintext: Buffer): { header: ChunkHeader; 
     !Number.isSafeInteger(header.index) ||
     !Number.isSafeInteger(header.offset) ||
     header.length !== data.length ||
-    (header.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(header.sha256))
+    (header.sha256 !== undefined && (typeof header.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(header.sha256)))
   ) {
     throw new DmpError('PROTOCOL', 'chunk header is malformed');
   }
-  return { header: header as ChunkHeader, data };
+  // Known fields only.
+  const known: ChunkHeader = {
+    v: header.v,
+    from: header.from,
+    to: header.to,
+    tid: header.tid,
+    index: header.index as number,
+    offset: header.offset as number,
+    length: header.length,
+    ...(header.sha256 === undefined ? {} : { sha256: header.sha256 }),
+  };
+  return { header: known, data };
 }
 
 /** Checks a decoded chunk against where it was found and the offer's plan. */

@@ -37,7 +37,7 @@ export const MIN_BLOCK_SIZE = 1024;
 /** The largest block: a chunk is read whole into memory. */
 export const MAX_BLOCK_SIZE = 256 * 1024 * 1024;
 /** Modification times between 1970 and 2200: anything else is not a file's time. */
-const MAX_MTIME_MS = Date.UTC(2200, 0, 1);
+export const MAX_MTIME_MS = Date.UTC(2200, 0, 1);
 const STATES: readonly TransferState[] = ['receiving', 'paused', 'complete', 'failed'];
 /** Ranges and resend entries one status may list. */
 const MAX_LIST = 100_000;
@@ -102,5 +102,13 @@ export const STATUS = defineKind('status', /^status-[0-9a-f]{16}\.dmp$/, (value)
   ) {
     throw new DmpError('PROTOCOL', 'status is malformed');
   }
-  return body as Status;
+  return {
+    tid: body.tid,
+    state: body.state as TransferState,
+    have: body.have,
+    resend: body.resend,
+    ...(body.reason === undefined ? {} : { reason: body.reason }),
+    ...(body.sha256 === undefined ? {} : { sha256: body.sha256 }),
+    ...(body.needOffer === undefined ? {} : { needOffer: body.needOffer }),
+  };
 });

@@ -2,13 +2,64 @@
  * The last step of receiving a file: the verified partial takes its final name, never replacing
  * an existing file unless the user said so, and the folder entry is made durable.
  */
-import { link, open, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
 import { DmpError, errnoCode } from '../errors.js';
 import { freeName } from '../local/free-name.js';
+import { pathRefused } from './safe-path.js';
 
-/** Moves the verified partial to its final name; never replaces a file unless told to. */
-export async function placeFile(partial: string, target: string, overwrite: boolean): Promise<string> {
+/** Never through a link (the flag does not exist on Windows, where links need privileges). */
+const NO_FOLLOW = constants.O_NOFOLLOW ?? 0;
+/** A new partial: created here and now, never whatever already sits under its name. */
+const NEW_PARTIAL = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW;
+const RESUMED_PARTIAL = constants.O_RDWR | NO_FOLLOW;
+
+/**
+ * Opens the partial file at `path` for writing, never through a link: a new one with O_EXCL
+ * (a name that exists as a link is refused; a regular file is what an earlier run left before it
+ * recorded any chunk, and is started afresh), a resumed one with O_NOFOLLOW and checked to be a
+ * regular file. `shown` names it in a refusal. Other errors are thrown as they come (ENOENT
+ * when a resumed partial vanished).
+ */
+export async function openPartial(path: string, resume: boolean, shown: string): Promise<FileHandle> {
+  if (resume) {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, RESUMED_PARTIAL);
+    } catch (error) {
+      if (errnoCode(error) === 'ELOOP') throw pathRefused(shown, 'link', path);
+      throw error;
+    }
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw pathRefused(shown, 'not-a-file', path);
+    }
+    return handle;
+  }
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await open(path, NEW_PARTIAL, 0o666);
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST' || attempt > 0) throw error;
+      const info = await lstat(path).catch(() => undefined);
+      if (info?.isSymbolicLink()) throw pathRefused(shown, 'link', path);
+      if (info !== undefined && !info.isFile()) throw pathRefused(shown, 'not-a-file', path);
+      await unlink(path).catch((cause: unknown) => {
+        if (errnoCode(cause) !== 'ENOENT') throw cause;
+      });
+    }
+  }
+}
+
+/**
+ * Moves the verified partial to its final name; never replaces a file unless told to. `target`
+ * is in a folder checked by outputFolder; link() and rename() act on the names themselves, so a
+ * link at the target is replaced (with --overwrite) or counts as taken, never written through.
+ */
+export async function placeFile(partial: string, target: string, overwrite: boolean, shown = target): Promise<string> {
   if (overwrite) {
+    const existing = await lstat(target).catch(() => undefined);
+    if (existing?.isDirectory()) throw pathRefused(shown, 'not-a-file', target);
     await rename(partial, target);
     return target;
   }

@@ -13,15 +13,18 @@
  *   replaced unless the user said --overwrite.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, mkdir, open, statfs, unlink, utimes } from 'node:fs/promises';
+import { type FileHandle, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
-import { PROTOCOL_VERSION } from '../node/envelope.js';
+import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { IncomingHandler, NodeComponents } from '../node/node.js';
 import { openEnvelope, rejected, sealEnvelope } from '../node/open.js';
 import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
+import { CHUNK_OVERHEAD } from './block-size.js';
 import {
   type ChunkPlan,
   checkChunk,
@@ -31,15 +34,18 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { OFFER, STATUS, type Status } from './control.js';
+import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
+import { FinishedTransfers } from './finished.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
 import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatusName, statusName } from './names.js';
-import { localWriteError, placeFile, syncDirectory } from './placement.js';
-import { resolveInside, safeRelativePath } from './safe-path.js';
+import { localWriteError, openPartial, placeFile, syncDirectory } from './placement.js';
+import { outputFolder, resolveInside, safeRelativePath } from './safe-path.js';
 
 /** Chunks read and decrypted ahead of the one being written. */
 const READ_AHEAD = 2;
+/** The longest reason a status carries (the sender's check allows 1000 characters). */
+const MAX_REASON = 500;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -75,7 +81,7 @@ interface Incoming {
 
 export type TransferReceiverComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
 >;
 
 export class TransferReceiver implements IncomingHandler {
@@ -88,6 +94,10 @@ export class TransferReceiver implements IncomingHandler {
   private readonly buffers: Buffer[] = [];
   /** Finished transfers (peer/tid) whose sender has not yet withdrawn its offer. */
   private readonly unsettled = new Set<string>();
+  /** Transfers finished and withdrawn before, kept in DMP_HOME: their offers are replays. */
+  private readonly finished: FinishedTransfers;
+  /** Replayed offers (peer/tid) being answered with their old verdict. */
+  private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -100,6 +110,7 @@ export class TransferReceiver implements IncomingHandler {
   ) {
     const out = options.out;
     this.outFor = typeof out === 'string' ? () => out : out;
+    this.finished = new FinishedTransfers(ctx.home);
   }
 
   private statePath(peer: PeerId, tid: string): string {
@@ -123,15 +134,23 @@ export class TransferReceiver implements IncomingHandler {
       }
     }
     for (const tid of offers) {
+      if (await this.answerReplay(peer, tid)) continue;
       const incoming = await this.load(peer, tid);
       if (!incoming) continue;
       if (incoming.state.state === 'complete' || incoming.state.state === 'failed')
         this.unsettled.add(`${peer}/${tid}`);
       if (incoming.state.state === 'receiving' || incoming.state.state === 'paused') {
-        await this.receiveChunks(
-          incoming,
-          (chunks.get(tid) ?? []).sort((a, b) => a - b),
-        );
+        try {
+          await this.receiveChunks(
+            incoming,
+            (chunks.get(tid) ?? []).sort((a, b) => a - b),
+          );
+        } catch (error) {
+          // Where the file was to go is a link, or leads out of the output folder: this
+          // transfer fails for good, and the sender is told why in one line.
+          if (!isDmpError(error, 'TRANSFER_FAILED')) throw error;
+          await this.refuse(incoming, error);
+        }
       }
       // The sender has not reacted to our status (chunks we have are still there, a resend has
       // not come, or it has not withdrawn a finished transfer): it may have reached it damaged.
@@ -154,11 +173,12 @@ export class TransferReceiver implements IncomingHandler {
     if (known) return known;
     let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
     if (!state) {
-      const read = await this.ctx.relay.read(peer, this.ctx.self, offerName(tid));
+      const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
-      const opened = openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER });
-      const offer = opened.envelope?.body;
+      const offer = isRefused(read)
+        ? undefined
+        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
         // peer is the guard's to report. Either way, ask for the offer again: a status that
@@ -292,11 +312,12 @@ export class TransferReceiver implements IncomingHandler {
   private async partialHandle(incoming: Incoming): Promise<FileHandle | undefined> {
     if (incoming.handle) return incoming.handle;
     const { state } = incoming;
-    await mkdir(dirname(state.partial), { recursive: true });
+    state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
     try {
-      // 'r+' keeps what a previous run wrote; a fresh partial starts empty ('a' would ignore offsets).
-      incoming.handle = await open(state.partial, incoming.have.size > 0 ? 'r+' : 'w+');
+      // A resumed partial keeps what a previous run wrote; a fresh one is created, never reused.
+      incoming.handle = await openPartial(state.partial, incoming.have.size > 0, this.partialShown(state));
     } catch (error) {
+      if (isDmpError(error)) throw error;
       if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
         // The partial vanished (deleted by hand): start this file over.
         this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
@@ -343,9 +364,20 @@ export class TransferReceiver implements IncomingHandler {
   private async readChunk(incoming: Incoming, index: number): Promise<Buffer | undefined> {
     const { state, plan } = incoming;
     const name = chunkName(state.tid, index);
-    const read = await this.ctx.relay.read(state.peer, this.ctx.self, name, { buffer: this.buffers.pop() });
-    if (!read || incoming.bad.get(index) === read.version) {
-      if (read) this.recycle(read.data);
+    // A chunk is one block and its framing: anything larger is refused unread (a sparse file of
+    // gigabytes named like a chunk costs a stat), and asked for again.
+    const buffer = this.buffers.pop();
+    const read = await this.ctx.inbound.read(state.peer, name, {
+      buffer,
+      maxBytes: tokenLength(plan.blockSize + CHUNK_OVERHEAD),
+    });
+    if (!read || isRefused(read)) {
+      if (buffer) this.buffers.push(buffer);
+      if (read) incoming.bad.set(index, read.version);
+      return undefined;
+    }
+    if (incoming.bad.get(index) === read.version) {
+      this.recycle(read.data);
       return undefined;
     }
     try {
@@ -394,9 +426,9 @@ export class TransferReceiver implements IncomingHandler {
     for (const index of incoming.written) missing -= chunkRange(incoming.plan, index).length;
     if (missing <= 0) return true;
     let free: number;
+    const folder = await outputFolder(incoming.state.out, incoming.state.parts.slice(0, -1));
     try {
-      await mkdir(dirname(incoming.state.partial), { recursive: true });
-      const info = await statfs(dirname(incoming.state.partial));
+      const info = await statfs(folder);
       free = info.bavail * info.bsize;
     } catch {
       return true;
@@ -428,20 +460,21 @@ export class TransferReceiver implements IncomingHandler {
   private async verifyAndPlace(incoming: Incoming): Promise<TransferEvent> {
     const { state } = incoming;
     const file = state.parts.join('/');
+    const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
+    if (digest === state.sha256 && digest !== undefined) await this.restoreTime(incoming);
     await incoming.handle?.close();
     incoming.handle = undefined;
-    const digest = incoming.hashedIndex === incoming.plan.count ? incoming.hash?.digest('hex') : undefined;
     if (digest === undefined || digest !== state.sha256) {
-      await unlink(state.partial).catch(() => {});
+      await this.removePartial(state);
       state.state = 'failed';
       state.reason = `checksum mismatch (expected ${state.sha256}, got ${digest}); the partial file was deleted`;
       await writeJsonFile(this.statePath(state.peer, state.tid), state);
       return { event: 'failed', peer: state.peer, file, tid: state.tid, reason: state.reason };
     }
-    // Seconds as a number keep the sub-millisecond part that a Date would drop.
-    await utimes(state.partial, this.ctx.clock.now() / 1000, state.offer.mtimeMs / 1000);
-    const target = resolveInside(state.out, state.parts);
-    state.path = await placeFile(state.partial, target, this.options.overwrite ?? false);
+    // The folders on the way are checked again: one may have become a link meanwhile.
+    const folder = await outputFolder(state.out, state.parts.slice(0, -1));
+    const target = join(folder, state.parts.at(-1) ?? basename(state.partial));
+    state.path = await placeFile(state.partial, target, this.options.overwrite ?? false, state.parts.join('/'));
     await syncDirectory(dirname(state.path));
     state.state = 'complete';
     delete state.reason;
@@ -455,6 +488,32 @@ export class TransferReceiver implements IncomingHandler {
       bytes: state.offer.size,
       sha256: digest,
     };
+  }
+
+  /**
+   * Gives the verified partial the sender's modification time, through its open handle (a path
+   * could have been swapped for a link meanwhile). Only a sane time is set: a state kept from
+   * before offers were checked may hold 1e300, which utimes refuses (EINVAL). A time that
+   * cannot be set is not a reason to fail a verified file: it keeps the time it has.
+   */
+  private async restoreTime(incoming: Incoming): Promise<void> {
+    const { state } = incoming;
+    const mtimeMs = state.offer.mtimeMs;
+    const handle = incoming.handle;
+    if (!handle || !(Number.isFinite(mtimeMs) && mtimeMs >= 0 && mtimeMs <= MAX_MTIME_MS)) {
+      this.ctx.logger.log('warn', 'mtime-not-restored', { peer: state.peer, file: state.parts.join('/') });
+      return;
+    }
+    try {
+      // Seconds as a number keep the sub-millisecond part that a Date would drop.
+      await handle.utimes(this.ctx.clock.now() / 1000, mtimeMs / 1000);
+    } catch (error) {
+      this.ctx.logger.log('warn', 'mtime-not-restored', {
+        peer: state.peer,
+        file: state.parts.join('/'),
+        error: errnoCode(error) ?? String(error),
+      });
+    }
   }
 
   private async publishStatus(incoming: Incoming, force = false): Promise<void> {
@@ -492,8 +551,20 @@ export class TransferReceiver implements IncomingHandler {
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
       await known?.handle?.close().catch(() => {});
-      if (state && state.state !== 'complete' && state.state !== 'failed') {
-        await unlink(state.partial).catch(() => {});
+      this.replays.delete(key);
+      if (state && (state.state === 'complete' || state.state === 'failed')) {
+        // Remembered before the state goes: its offer coming back is then a replay.
+        await this.finished.add(peer, {
+          tid,
+          state: state.state,
+          file: state.parts.join('/'),
+          count: state.offer.count,
+          ...(state.sha256 === undefined ? {} : { sha256: state.sha256 }),
+          ...(state.reason === undefined ? {} : { reason: state.reason }),
+          at: this.ctx.clock.now(),
+        });
+      } else if (state) {
+        await this.removePartial(state);
         this.options.onEvent?.({
           event: 'failed',
           peer,
@@ -507,6 +578,90 @@ export class TransferReceiver implements IncomingHandler {
       await unlink(this.statePath(peer, tid)).catch(() => {});
       await this.ctx.relay.remove(peer, [name]);
     }
+  }
+
+  /**
+   * An offer of a transfer that finished and was withdrawn before, come back (a replay, an old
+   * copy of the relay restored, a sender restored from a backup): it is never received again.
+   * It is answered with the verdict it had, so a sender that is really there withdraws it as it
+   * did the first time, and told once as `skipped`. Returns false for any other offer.
+   */
+  private async answerReplay(peer: PeerId, tid: string): Promise<boolean> {
+    const key = `${peer}/${tid}`;
+    if (this.transfers.has(key)) return false;
+    let replay = this.replays.get(key);
+    if (!replay) {
+      const finished = await this.finished.get(peer, tid);
+      if (!finished) return false;
+      const status: Status = {
+        tid,
+        state: finished.state,
+        have: finished.state === 'complete' ? [[0, finished.count]] : [],
+        resend: [],
+        ...(finished.reason === undefined ? {} : { reason: finished.reason }),
+        ...(finished.sha256 === undefined || finished.state !== 'complete' ? {} : { sha256: finished.sha256 }),
+      };
+      replay = { status, repeat: new RepeatSchedule(this.ctx.clock), published: false };
+      this.replays.set(key, replay);
+      const reason =
+        finished.state === 'complete'
+          ? `already received (transfer ${tid}): not received again`
+          : `already failed (transfer ${tid}): not received again`;
+      this.ctx.logger.log('info', 'transfer-replayed', { peer, tid, file: finished.file });
+      this.options.onEvent?.({ event: 'skipped', peer, file: finished.file, reason });
+    }
+    // Its offer is still there, so the sender (if any) has not seen the verdict: say it again,
+    // ever less often.
+    if (!replay.published || replay.repeat.due) {
+      const data = this.sealStatus(peer, replay.status);
+      await this.ctx.relay.publish(peer, [{ name: statusName(tid), data }], { durable: false });
+      replay.repeat.published(!replay.published);
+      replay.published = true;
+    }
+    return true;
+  }
+
+  /**
+   * Fails a transfer for good with `error`'s one-line reason: the state records it, the sender
+   * gets a `failed` status saying it, the caller a `failed` event. Nothing is written or
+   * deleted where the file was to go: that place is not ours to touch.
+   */
+  private async refuse(incoming: Incoming, error: DmpError): Promise<void> {
+    const { state } = incoming;
+    await incoming.handle?.close().catch(() => {});
+    incoming.handle = undefined;
+    state.state = 'failed';
+    state.reason = error.message.slice(0, MAX_REASON);
+    await writeJsonFile(this.statePath(state.peer, state.tid), state);
+    this.ctx.logger.log('warn', 'transfer-refused', {
+      peer: state.peer,
+      file: state.parts.join('/'),
+      reason: state.reason,
+    });
+    this.unsettled.add(`${state.peer}/${state.tid}`);
+    await this.publishStatus(incoming);
+    this.options.onEvent?.({
+      event: 'failed',
+      peer: state.peer,
+      file: state.parts.join('/'),
+      tid: state.tid,
+      reason: state.reason,
+    });
+  }
+
+  /** Deletes a transfer's partial file, only when every folder on its way is still a real one. */
+  private async removePartial(state: IncomingState): Promise<void> {
+    try {
+      const folder = await outputFolder(state.out, state.parts.slice(0, -1), { create: false });
+      if (folder !== undefined) await unlink(join(folder, basename(state.partial)));
+    } catch {
+      // Gone already, or behind a link now: leave it.
+    }
+  }
+
+  /** The partial's name relative to the output folder, for messages that reach the sender. */
+  private partialShown(state: IncomingState): string {
+    return [...state.parts.slice(0, -1), basename(state.partial)].join('/');
   }
 
   private sealStatus(peer: PeerId, status: Status): string {

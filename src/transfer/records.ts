@@ -9,7 +9,8 @@
 import { stat } from 'node:fs/promises';
 import { isDmpError } from '../errors.js';
 import { lockHolder } from '../local/lock.js';
-import { decodeEnvelope } from '../node/envelope.js';
+import { decodeEnvelope, MAX_CONTROL_FILE } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope } from '../node/open.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -71,7 +72,7 @@ async function ownStatus(
   tid: string,
   probe: RelayProbe,
 ): Promise<[number, number][] | undefined> {
-  const read = await probe(() => ctx.relay.read(ctx.self, peer, statusName(tid)));
+  const read = await probe(() => ctx.relay.read(ctx.self, peer, statusName(tid), { maxBytes: MAX_CONTROL_FILE }));
   if (!read) return undefined;
   try {
     await ctx.sealer.prepare?.(peer);
@@ -86,7 +87,7 @@ async function ownStatus(
 type RelayProbe = <T>(read: () => Promise<T>) => Promise<T | undefined>;
 
 export async function listTransfers(
-  ctx: Pick<NodeComponents, 'self' | 'relay' | 'home' | 'sealer' | 'guard' | 'logger'>,
+  ctx: Pick<NodeComponents, 'self' | 'relay' | 'inbound' | 'home' | 'sealer' | 'guard' | 'logger'>,
 ): Promise<TransferRecord[]> {
   let relayDown = false;
   const probe: RelayProbe = async (read) => {
@@ -107,11 +108,12 @@ export async function listTransfers(
     let phase = 'waiting';
     let reason: string | undefined;
     const name = statusName(state.tid);
-    // The peer's keys are read when first needed; a peer whose keys cannot be read now shows as
-    // an unreadable status below.
-    await ctx.sealer.prepare?.(state.peer).catch(() => false);
-    const read = await probe(() => ctx.relay.read(state.peer, ctx.self, name));
-    if (read) {
+    const read = await probe(() => ctx.inbound.read(state.peer, name, { maxBytes: MAX_CONTROL_FILE }));
+    if (isRefused(read)) phase = 'unreadable status';
+    else if (read) {
+      // Outside the node's loop the peer's keys are read here; a peer whose keys cannot be read
+      // now shows as an unreadable status.
+      await ctx.sealer.prepare?.(state.peer).catch(() => false);
       const status = openEnvelope(ctx, state.peer, name, read, { kind: STATUS }).envelope?.body;
       if (status) {
         bytes = bytesOf(state.size, state.blockSize, status.have);

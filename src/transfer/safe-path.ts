@@ -4,8 +4,9 @@
  * invisible format characters, Windows-reserved names and trailing dots or spaces, and the
  * result must stay inside the output folder.
  */
-import { resolve, sep } from 'node:path';
-import { DmpError } from '../errors.js';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import { DmpError, errnoCode } from '../errors.js';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 const MAX_COMPONENT_BYTES = 200;
@@ -71,4 +72,95 @@ export function resolveInside(out: string, parts: readonly string[]): string {
   const target = resolve(root, ...parts);
   if (!target.startsWith(root + sep)) throw new DmpError('PROTOCOL', 'file name escapes the output folder');
   return target;
+}
+
+/** Why the receiver refused to write where a received file was to go. */
+export type PathRefusal = 'link' | 'not-a-folder' | 'not-a-file' | 'outside';
+
+const REFUSALS: Record<PathRefusal, string> = {
+  link: 'is a symbolic link: refusing to write through it',
+  'not-a-folder': 'is in the way: it is not a folder',
+  'not-a-file': 'is in the way: it is not a regular file',
+  outside: 'leads outside the output folder',
+};
+
+/**
+ * A refusal to write at `shown` (a path relative to the output folder: the reason travels to
+ * the sender in the status, which has no business knowing this machine's folders). A transfer
+ * refused this way fails for good.
+ */
+export function pathRefused(shown: string, reason: PathRefusal, path: string): DmpError {
+  return new DmpError('TRANSFER_FAILED', `${shown} ${REFUSALS[reason]}`, { data: { path, reason } });
+}
+
+/**
+ * The folder `<out>/<dirs...>`, made on the way down without ever following a link: the output
+ * folder itself is the user's choice (a link there is fine, and is resolved once), but below it
+ * every existing component is looked at with lstat, a missing one is created, and a link or
+ * anything that is not a folder is refused (TRANSFER_FAILED, data `{ path, reason }`). Comparing
+ * strings proves nothing about where a path leads: `out/sub` may be a link to anywhere. Returns
+ * the real path of the folder.
+ */
+export async function outputFolder(out: string, dirs: readonly string[]): Promise<string>;
+/** With `create: false`, nothing is made: undefined when a folder on the way is missing. */
+export async function outputFolder(
+  out: string,
+  dirs: readonly string[],
+  options: { create: false },
+): Promise<string | undefined>;
+export async function outputFolder(
+  out: string,
+  dirs: readonly string[],
+  options: { create?: boolean } = {},
+): Promise<string | undefined> {
+  const create = options.create ?? true;
+  if (create) await mkdir(out, { recursive: true });
+  const root = await realpath(out).catch((error: unknown) => {
+    if (!create && errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (root === undefined) return undefined;
+  let folder = root;
+  for (const [index, part] of dirs.entries()) {
+    const path = join(folder, part);
+    const shown = dirs.slice(0, index + 1).join('/');
+    for (;;) {
+      const info = await lstat(path).catch((error: unknown) => {
+        if (errnoCode(error) === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (info?.isSymbolicLink()) throw pathRefused(shown, 'link', path);
+      if (info !== undefined && !info.isDirectory()) throw pathRefused(shown, 'not-a-folder', path);
+      if (info !== undefined) break;
+      if (!create) return undefined;
+      try {
+        await mkdir(path);
+        break;
+      } catch (error) {
+        // Made at the same moment by something else: look at what it is.
+        if (errnoCode(error) !== 'EEXIST') throw error;
+      }
+    }
+    folder = path;
+  }
+  // Every component was a real folder when looked at; the real path says so once more.
+  const real = await realpath(folder);
+  if (real !== root && !real.startsWith(root + sep)) throw pathRefused(dirs.join('/'), 'outside', folder);
+  return real;
+}
+
+/** `name.ext`, `name (1).ext`, `name (2).ext`, ... : the first that does not exist. */
+export async function freeName(path: string, taken: (candidate: string) => boolean = () => false): Promise<string> {
+  const ext = extname(path);
+  const stem = path.slice(0, path.length - ext.length);
+  for (let n = 0; ; n += 1) {
+    const candidate = n === 0 ? path : `${stem} (${n})${ext}`;
+    if (taken(candidate)) continue;
+    try {
+      await lstat(candidate);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return candidate;
+      throw error;
+    }
+  }
 }

@@ -15,7 +15,8 @@ import { dirname, resolve } from 'node:path';
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { acquireLock, removeDeadLocks } from '../local/lock.js';
-import { PROTOCOL_VERSION } from '../node/envelope.js';
+import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota } from '../node/quota.js';
@@ -30,7 +31,7 @@ import { type OutgoingState, resumeOrStart, touchOutgoing, withdraw } from './ou
 
 export type TransferSenderComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed' | 'quota'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed' | 'quota'
 >;
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
@@ -101,6 +102,8 @@ class OutgoingTransfer {
   private announced = false;
   /** When the state file last recorded progress. */
   private touchedAt = 0;
+  /** What the last 'waiting' event from the quota said. */
+  private lastWaiting: string | undefined;
   /** When the offer was last published: it is published again while no status ever came. */
   private offerAt = 0;
   private readonly offerRepeat: RepeatSchedule;
@@ -359,16 +362,19 @@ class OutgoingTransfer {
   private async withinQuota(bytes: number, publish: () => Promise<void>): Promise<void> {
     await publishWithinQuota(this.ctx, bytes, publish, {
       signal: this.options.signal,
-      onWaiting: () => {
-        // Said once until the receiver makes progress again.
-        if (this.waitingSaid) return;
+      onWaiting: (_held, why) => {
+        // Said once until the receiver makes progress again, or the reason changes.
+        const reason =
+          why === 'relay-full' ? 'relay full: waiting for space' : `relay quota full, waiting for ${this.state.peer}`;
+        if (this.waitingSaid && this.lastWaiting === reason) return;
         this.waitingSaid = true;
+        this.lastWaiting = reason;
         this.options.onEvent?.({
           event: 'waiting',
           peer: this.state.peer,
           file: this.state.name,
           tid: this.state.tid,
-          reason: `relay quota full, waiting for ${this.state.peer}`,
+          reason,
         });
       },
       pause: async () => {
@@ -381,13 +387,14 @@ class OutgoingTransfer {
   /** Reads the receiver's status; deletes the chunks it acknowledges. */
   private async readStatus(): Promise<void> {
     const { ctx, state } = this;
-    const read = await ctx.relay.read(state.peer, ctx.self, statusName(state.tid));
+    const read = await ctx.inbound.read(state.peer, statusName(state.tid), { maxBytes: MAX_CONTROL_FILE });
     if (this.status === undefined && this.offerAt > 0 && this.offerRepeat.due) {
       // No readable word from the receiver yet: it may not run, or our offer (or its request
       // for it) reached the other side damaged. Publish the offer again, ever less often.
       await this.publishOffer();
     }
-    if (read === undefined || read.version === this.lastStatusVersion) return;
+    // A status we cannot read is no status: the receiver publishes it again, replacing this one.
+    if (read === undefined || isRefused(read) || read.version === this.lastStatusVersion) return;
     this.lastStatusVersion = read.version;
     const opened = openEnvelope(ctx, state.peer, statusName(state.tid), read, { kind: STATUS });
     const status = opened.envelope?.body;

@@ -421,3 +421,28 @@ describe('toRanges and fromRanges', () => {
     assert.equal(fromRanges([[0, 100_000]]).size, 100_000);
   });
 });
+
+describe('chunk header against hostile contents', () => {
+  function plaintextWith(headerJson: string): Buffer {
+    const json = Buffer.from(headerJson);
+    const prefix = Buffer.alloc(2);
+    prefix.writeUInt16BE(json.length, 0);
+    return Buffer.concat([prefix, json, Buffer.from('data')]);
+  }
+  const header = `"v":1,"from":"alice","to":"bob","tid":"${TID}","index":0,"offset":0,"length":4`;
+
+  test('a field nested 10,000 deep is a PROTOCOL error (too-deep), not a stack overflow', () => {
+    const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    assert.throws(
+      () => decodeChunkPlaintext(plaintextWith(`{${header},"x":${deep}}`)),
+      (error: unknown) => isCode('PROTOCOL')(error) && (error as DmpError).data.reason === 'too-deep',
+    );
+  });
+
+  test('fields nobody asked for are dropped; a header that is a list is refused', () => {
+    const { header: decoded } = decodeChunkPlaintext(plaintextWith(`{${header},"x":[[1]]}`));
+    assert.deepEqual(Object.keys(decoded).sort(), ['from', 'index', 'length', 'offset', 'tid', 'to', 'v']);
+    assert.throws(() => decodeChunkPlaintext(plaintextWith('[1]')), isCode('PROTOCOL'));
+    assert.throws(() => decodeChunkPlaintext(plaintextWith(`{${header},"sha256":[1]}`)), isCode('PROTOCOL'));
+  });
+});
