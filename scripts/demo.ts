@@ -1,8 +1,8 @@
 /**
  * `npm run demo`: two peers, alice and bob, each with its own DMP_HOME, over a temporary relay
  * folder. Bob listens; alice pings him, sends messages, then a file through a small quota with
- * a progress bar. Then the unattended part: a daemon for each, a file dropped into alice's
- * outbox, and `dmp status` on both sides. Everything runs through the real `dmp` and `dftp`
+ * a progress bar. Then the unattended part: a daemon for each, `dmp who`, a broadcast, a file
+ * dropped into alice's outbox, and `dmp status`. Everything runs through the real `dmp` and `dftp`
  * commands, in well under a minute. No colour with NO_COLOR set or `npm run demo -- --no-color`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -75,6 +75,11 @@ function background(
   return { child, done, output: () => text };
 }
 
+/** `dmp who` of the peer in `home`, quietly: who it sees online. */
+function spawnWho(home: string): string {
+  return spawnSync(process.execPath, [dmp, 'who'], { env: childEnv(home), encoding: 'utf8' }).stdout ?? '';
+}
+
 async function main(): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), 'dmp-demo-'));
   const relay = join(base, 'relay');
@@ -126,6 +131,14 @@ async function main(): Promise<void> {
         (await readFile(join(home, 'daemon.log'), 'utf8').catch(() => '')).includes('daemon-started'),
       );
     }
+
+    say('alice: who is online? (each daemon publishes a signed heartbeat)');
+    await until('bob to be seen online', async () => spawnWho(alice).includes('bob'));
+    run(dmp, alice, ['who']);
+
+    say('alice broadcasts to everyone in the relay; bob reads it from what his daemon received');
+    run(dmp, alice, ['broadcast', 'the demo is almost over']);
+    run(dmp, bob, ['listen', '--count', '1', '--timeout', '30']);
 
     say('alice drops a file into her outbox, DMP_HOME/outbox/bob/, and looks at dmp status');
     const outbox = join(alice, 'outbox', 'bob');

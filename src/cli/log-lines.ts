@@ -42,8 +42,14 @@ const DESCRIBE: Record<string, (fields: Fields) => string> = {
   'receive-done': (f) =>
     `received ${text(f.file)} from ${text(f.peer)} (${size(f.bytes)}, verified) in ${text(f.path)}`,
   'receive-failed': (f) => `could not receive ${text(f.file)} from ${text(f.peer)}: ${text(f.reason)}`,
-  'peer-unauthenticated': (f) =>
-    `cannot authenticate files from ${text(f.peer)}: wrong relay key, or a stranger? (${text(f.reason)})`,
+  // The reason is a whole sentence: another key, a changed identity, a stranger.
+  'peer-unauthenticated': (f) => (f.reason ? text(f.reason) : `cannot authenticate files from ${text(f.peer)}`),
+  'identity-refused': (f) => `refused the identity of ${text(f.peer)} (${text(f.standing)}): ${text(f.reason)}`,
+  'identity-rotated': (f) => `${text(f.peer)} has new identity keys, signed by its old ones`,
+  'presence-error': (f) => `cannot publish presence: ${text(f.error)}`,
+  'presence-stopped': (f) => `presence stopped: ${text(f.error)}`,
+  'foreign-files-removed': (f) =>
+    `removed files this peer did not write from its folder for ${text(f.peer)}: ${text(f.files)}`,
   'peer-authenticated': (f) => `files from ${text(f.peer)} authenticate again`,
   'file-rejected': (f) => `rejected ${text(f.file)} from ${text(f.peer)}: ${text(f.reason)}`,
   error: (f) => `${f.peer ? `${text(f.peer)}: ` : ''}${text(f.error)}`,

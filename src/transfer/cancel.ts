@@ -62,13 +62,11 @@ export async function cancelIncoming(ctx: CancelComponents, peer: PeerId, tid: s
     if (!state || state.state === 'complete' || state.state === 'failed') {
       throw new DmpError('UNKNOWN_TRANSFER', `no incoming transfer ${tid} from ${peer} in flight`, { data: { tid } });
     }
-    await unlink(state.partial).catch(() => {});
     const reason = `cancelled by ${ctx.self}`;
-    const cancelled: IncomingState = { ...state, state: 'failed', reason, have: [] };
-    delete cancelled.sha256;
-    await writeJsonFile(path, cancelled);
-    const status: Status = { tid, state: 'failed', have: [], resend: [], reason };
+    // The refusal is sealed first (the sender's keys are read when first needed): a peer whose
+    // keys cannot be read fails the cancel before anything local changed.
     await ctx.sealer.prepare?.(peer);
+    const status: Status = { tid, state: 'failed', have: [], resend: [], reason };
     const data = sealEnvelope(ctx, {
       v: PROTOCOL_VERSION,
       type: STATUS.type,
@@ -78,6 +76,10 @@ export async function cancelIncoming(ctx: CancelComponents, peer: PeerId, tid: s
       sentAt: ctx.clock.now(),
       body: status,
     });
+    await unlink(state.partial).catch(() => {});
+    const cancelled: IncomingState = { ...state, state: 'failed', reason, have: [] };
+    delete cancelled.sha256;
+    await writeJsonFile(path, cancelled);
     await ctx.relay.publish(peer, [{ name: statusName(tid), data }]);
   } finally {
     await release();

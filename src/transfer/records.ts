@@ -9,7 +9,7 @@
 import { stat } from 'node:fs/promises';
 import { isDmpError } from '../errors.js';
 import { lockHolder } from '../local/lock.js';
-import { MAX_CONTROL_FILE } from '../node/envelope.js';
+import { decodeEnvelope, MAX_CONTROL_FILE } from '../node/envelope.js';
 import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope } from '../node/open.js';
@@ -60,6 +60,29 @@ async function modifiedAt(path: string, fallback: number): Promise<number> {
   return Math.max(fallback, (await stat(path).catch(() => undefined))?.mtimeMs ?? fallback);
 }
 
+/**
+ * What the receiver last published in its status for `peer`: the very figure the sender reads,
+ * so that the two sides of a transfer never disagree (its state file may be one pass ahead of
+ * the status when the receiver stopped between the two). Both members of a pair hold the key
+ * the status is sealed with. Undefined when there is none, or it cannot be opened.
+ */
+async function ownStatus(
+  ctx: Pick<NodeComponents, 'self' | 'relay' | 'sealer'>,
+  peer: PeerId,
+  tid: string,
+  probe: RelayProbe,
+): Promise<[number, number][] | undefined> {
+  const read = await probe(() => ctx.relay.read(ctx.self, peer, statusName(tid), { maxBytes: MAX_CONTROL_FILE }));
+  if (!read) return undefined;
+  try {
+    await ctx.sealer.prepare?.(peer);
+    const status = decodeEnvelope(ctx.sealer.open(peer, read.data), { kind: STATUS, from: ctx.self, to: peer }).body;
+    return status.tid === tid ? status.have : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A relay read that fails when the relay is gone: undefined, and the failure remembered. */
 type RelayProbe = <T>(read: () => Promise<T>) => Promise<T | undefined>;
 
@@ -88,8 +111,9 @@ export async function listTransfers(
     const read = await probe(() => ctx.inbound.read(state.peer, name, { maxBytes: MAX_CONTROL_FILE }));
     if (isRefused(read)) phase = 'unreadable status';
     else if (read) {
-      // Outside the node's loop: the peer's keys are made ready here.
-      await ctx.sealer.prepare?.(state.peer);
+      // Outside the node's loop the peer's keys are read here; a peer whose keys cannot be read
+      // now shows as an unreadable status.
+      await ctx.sealer.prepare?.(state.peer).catch(() => false);
       const status = openEnvelope(ctx, state.peer, name, read, { kind: STATUS }).envelope?.body;
       if (status) {
         bytes = bytesOf(state.size, state.blockSize, status.have);
@@ -140,7 +164,11 @@ export async function listTransfers(
       tid: state.tid,
       file: state.parts.join('/'),
       path: state.path ?? path,
-      bytes: bytesOf(state.offer.size, state.offer.blockSize, state.have),
+      bytes: bytesOf(
+        state.offer.size,
+        state.offer.blockSize,
+        (await ownStatus(ctx, state.peer, state.tid, probe)) ?? state.have,
+      ),
       total: state.offer.size,
       blockSize: state.offer.blockSize,
       startedAt: state.startedAt,

@@ -1,7 +1,7 @@
 /**
  * `npm run demo` as a new user runs it: it must work, end with the unattended part (daemons,
- * a file dropped into the outbox, dmp status), stay under a minute, and print no colour when
- * NO_COLOR is set.
+ * dmp who, a broadcast, a file dropped into the outbox, dmp status), stay under a minute, and
+ * print no colour when NO_COLOR is set.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ describe('npm run demo', () => {
     assert.doesNotMatch(output, /\x1b/, 'an escape sequence despite NO_COLOR');
     assert.match(output, /== bob has the file, byte for byte/, describeResult(result));
     assert.match(output, /== unattended: a daemon for each peer/, describeResult(result));
+    assert.match(output, /^bob +online +last seen \d+ s ago$/m, describeResult(result));
+    assert.match(output, /^alice \(to all\): the demo is almost over$/m, describeResult(result));
     assert.match(output, /^ {2}queued for bob: report\.pdf \(2 MiB\)/m, describeResult(result));
     assert.match(output, /^alice: daemon running \(pid \d+\)/m, describeResult(result));
     assert.match(output, /^ {2}bob +last heard \d+ s ago/m, describeResult(result));

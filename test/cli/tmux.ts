@@ -86,6 +86,15 @@ export async function openTerminal(
       .split('\n')
       .map((row) => row.trimEnd());
   };
+  // Typing before the shell has drawn its prompt mixes the prompt into the first output line.
+  await waitFor(
+    'the shell prompt',
+    async () => (await capture(undefined, false)).some((row) => /[#$] ?$/.test(row)),
+    10_000,
+    {
+      everyMs: 20,
+    },
+  );
   const terminal: Terminal = {
     width,
     height,
