@@ -20,6 +20,7 @@ import { withLock } from '../local/lock.js';
 import { defineKind, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
 import type { IncomingHandler, NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
+import { type AckBody, parseAckBody } from '../stream/kinds.js';
 import type { InboxMessage } from '../stream/receiver.js';
 import type { PeerId } from '../util/peer-id.js';
 
@@ -35,26 +36,10 @@ export const parseBcastName = (name: string) => {
   return match ? Number(match[1]) : undefined;
 };
 
-export interface BroadcastAck {
-  through: number;
-  resend: number[];
-}
+/** A reader's acknowledgement of an author's broadcasts: the same body as a stream's ack. */
+export type BroadcastAck = AckBody;
 
-export const BCAST_ACK = defineKind('bcast-ack', /^bcast-ack\.dmp$/, (body): BroadcastAck => {
-  const ack = body as Partial<BroadcastAck> | null;
-  if (
-    typeof ack !== 'object' ||
-    ack === null ||
-    !Number.isSafeInteger(ack.through) ||
-    (ack.through ?? -1) < 0 ||
-    !Array.isArray(ack.resend) ||
-    ack.resend.length > 10_000 ||
-    !ack.resend.every((seq) => Number.isSafeInteger(seq) && seq > 0)
-  ) {
-    throw new DmpError('PROTOCOL', 'broadcast ack is malformed');
-  }
-  return { through: ack.through ?? 0, resend: ack.resend };
-});
+export const BCAST_ACK = defineKind('bcast-ack', /^bcast-ack\.dmp$/, (body) => parseAckBody(body, 'broadcast ack'));
 
 interface BroadcastRecord {
   v: 2;

@@ -182,6 +182,16 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
   };
 }
 
+/** Opens the peer, runs `run`, and closes the peer whatever happens. */
+export async function withPeer<T>(argv: GlobalArgs, program: string, run: (peer: Peer) => Promise<T>): Promise<T> {
+  const peer = await openPeer(argv, program);
+  try {
+    return await run(peer);
+  } finally {
+    peer.close();
+  }
+}
+
 export async function openPeer(argv: GlobalArgs & { quota?: string }, program: string): Promise<Peer> {
   return Peer.open(await peerOptions(argv, program));
 }

@@ -3,19 +3,10 @@
  * the others' (docs/PROTOCOL.md, "Identities").
  */
 import type { Argv } from 'yargs';
-import { DmpError, type Peer } from '../index.js';
-import { type GlobalArgs, openPeer, printJson, sanitize, withGlobalOptions } from './common.js';
+import { DmpError } from '../index.js';
+import { type GlobalArgs, printJson, sanitize, withGlobalOptions, withPeer } from './common.js';
 
 const PROGRAM = 'dmp';
-
-async function withPeer<T>(argv: GlobalArgs, run: (peer: Peer) => Promise<T>): Promise<T> {
-  const peer = await openPeer(argv, PROGRAM);
-  try {
-    return await run(peer);
-  } finally {
-    peer.close();
-  }
-}
 
 export function idCommand() {
   return {
@@ -23,7 +14,7 @@ export function idCommand() {
     describe: "print this peer's fingerprint, for others to compare before dmp verify",
     builder: (y: Argv) => withGlobalOptions(y).example('$0 id', 'read it out to bob; he runs dmp verify alice <it>'),
     handler: (argv: GlobalArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         if (argv.json) printJson({ id: peer.self, fingerprint: peer.fingerprint() });
         else process.stdout.write(`${peer.self}  ${peer.fingerprint()}\n`);
       }),
@@ -36,7 +27,7 @@ export function peersCommand() {
     describe: 'list the peers of the relay with their fingerprints and trust',
     builder: (y: Argv) => withGlobalOptions(y).example('$0 peers', 'pinned, verified, changed, stranger, ...'),
     handler: (argv: GlobalArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         for (const entry of await peer.identities()) {
           if (argv.json) {
             printJson(entry);
@@ -65,7 +56,7 @@ export function verifyCommand() {
         .positional('fingerprint', { type: 'string', array: true, demandOption: true })
         .example('$0 verify bob 12345 67890 12345 67890 12345 67890', 'as bob read it out'),
     handler: (argv: VerifyArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         const entry = await peer.verify(argv.peer, argv.fingerprint.join(' '));
         if (argv.json) printJson(entry);
         else process.stderr.write(`dmp: ${entry.peer} is verified (${entry.fingerprint})\n`);
@@ -88,7 +79,7 @@ export function trustCommand() {
         .option('accept-new', { type: 'boolean', describe: 'accept the identity that replaced the pinned one' })
         .example('$0 trust bob --accept-new', 'after checking with bob that he really made a new identity'),
     handler: (argv: TrustArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         if (!argv['accept-new']) throw new DmpError('USAGE', 'dmp trust: say --accept-new to accept the new identity');
         const entry = await peer.acceptNewIdentity(argv.peer);
         if (argv.json) printJson(entry);
@@ -103,7 +94,7 @@ export function rotateCommand() {
     describe: 'make new identity keys, published signed by the old ones (peers follow silently)',
     builder: (y: Argv) => withGlobalOptions(y).example('$0 rotate', 'then dmp id shows the new fingerprint'),
     handler: (argv: GlobalArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         const print = await peer.rotate();
         if (argv.json) printJson({ id: peer.self, fingerprint: print });
         else process.stderr.write(`dmp: new identity keys for ${peer.self} (${print})\n`);
@@ -124,7 +115,7 @@ export function pairKeyCommand() {
         .positional('peer', { type: 'string', demandOption: true })
         .example('$0 pair-key bob > bob.key', 'Fernet(open("bob.key").read().strip()) opens alice/bob/*.dmp'),
     handler: (argv: PairKeyArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         process.stdout.write(`${await peer.pairKey(argv.peer)}\n`);
       }),
   };

@@ -3,8 +3,10 @@
  * block, unblock, blocked: whom this peer hears from at all.
  */
 import type { Argv } from 'yargs';
-import { DmpError, type Peer } from '../index.js';
-import { type GlobalArgs, openPeer, printJson, withGlobalOptions } from './common.js';
+import { DmpError } from '../index.js';
+import { type GlobalArgs, printJson, withGlobalOptions, withPeer } from './common.js';
+
+const PROGRAM = 'dmp';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -26,15 +28,6 @@ export function ago(ms: number): string {
   return `${Math.round(seconds / 86_400)} d ago`;
 }
 
-async function withPeer<T>(argv: GlobalArgs, run: (peer: Peer) => Promise<T>): Promise<T> {
-  const peer = await openPeer(argv, 'dmp');
-  try {
-    return await run(peer);
-  } finally {
-    peer.close();
-  }
-}
-
 interface WhoArgs extends GlobalArgs {
   since?: string;
 }
@@ -53,7 +46,7 @@ export function whoCommand() {
         .example('$0 who', 'who is online now')
         .example('$0 who --since 1h', 'who was online, or sent anything, in the last hour'),
     handler: (argv: WhoArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         const now = peer.clock.now();
         const since = argv.since === undefined ? undefined : parseSince(argv.since, now);
         const entries =
@@ -83,7 +76,7 @@ export function logoutCommand() {
     describe: 'tell the others this peer is offline now',
     builder: (y: Argv) => withGlobalOptions(y).example('$0 logout', 'before leaving for the day'),
     handler: (argv: GlobalArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         await peer.logout();
         if (!argv.json) process.stderr.write(`dmp: ${peer.self} is offline\n`);
       }),
@@ -105,7 +98,7 @@ function blockCommand(on: boolean) {
         .positional('peer', { type: 'string', demandOption: true })
         .example(`$0 ${on ? 'block' : 'unblock'} mallory`, on ? 'messages, broadcasts, pings, files: all dropped' : ''),
     handler: (argv: BlockArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         const changed = await peer.block(argv.peer, on);
         if (argv.json) printJson({ peer: argv.peer, blocked: on, changed });
         else
@@ -124,7 +117,7 @@ export function blockedCommand() {
     describe: 'list the peers you block',
     builder: (y: Argv) => withGlobalOptions(y).example('$0 blocked', 'one id per line'),
     handler: (argv: GlobalArgs) =>
-      withPeer(argv, async (peer) => {
+      withPeer(argv, PROGRAM, async (peer) => {
         for (const id of await peer.blocked()) {
           if (argv.json) printJson({ peer: id });
           else process.stdout.write(`${id}\n`);
