@@ -5,14 +5,27 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { generateKey, parseKey } from './crypto/fernet.js';
+import { systemClock } from './clock.js';
+import { decryptText, type FernetKey, generateKey, parseKey } from './crypto/fernet.js';
 import { DmpError, errnoCode } from './errors.js';
+import {
+  decodeIdentity,
+  fingerprint,
+  IDENTITY_FILE,
+  MAX_IDENTITY_FILE,
+  type PublicIdentity,
+} from './identity/document.js';
+import { type IdentityKeys, loadIdentityKeys } from './identity/keys.js';
+import { ownKeys, publishIdentity } from './identity/setup.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
+import { HomeLayout } from './local/home.js';
 import { FolderRelay } from './relay/folder-relay.js';
-import { parsePeerId } from './util/peer-id.js';
+import { type PeerId, parsePeerId } from './util/peer-id.js';
 import { parseSize } from './util/size.js';
 
 export interface ConfigFile {
+  /** Accept nothing from peers that are not verified. */
+  strict?: boolean;
   relay?: string;
   id?: string;
   key?: string;
@@ -30,6 +43,10 @@ export interface ConfigFlags {
   home?: string;
   poll?: number;
   quota?: string;
+  /** Accept nothing from unverified peers. */
+  strict?: boolean;
+  /** dmp init: replace a stored key, take an id, or start a relay whose identities the key does not open. */
+  force?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -40,6 +57,7 @@ export interface ResolvedConfig {
   key: string;
   pollMs?: number;
   quota?: number;
+  strict: boolean;
 }
 
 /** DMP_HOME: --home, then $DMP_HOME, then the XDG state dir. */
@@ -84,7 +102,8 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv =
       throw new DmpError('USAGE', `invalid poll interval '${pollText}' (ms)`);
   }
   const quota = flags.quota !== undefined ? parseSize(flags.quota, 'quota') : file.quota;
-  return { home, configPath, relay, id, key, pollMs, quota };
+  const strict = flags.strict ?? (env.DMP_STRICT ? env.DMP_STRICT !== '0' : undefined) ?? file.strict ?? false;
+  return { home, configPath, relay, id, key, pollMs, quota, strict };
 }
 
 export interface InitResult {
@@ -125,8 +144,65 @@ export async function initPeer(flags: ConfigFlags, env: NodeJS.ProcessEnv = proc
     config.key = key;
     generated = true;
   }
-  key = parseKey(key).text;
-  await new FolderRelay({ root: relay, self: peerId }).open();
+  const fernetKey = parseKey(key);
+  key = fernetKey.text;
+  const storedKey =
+    existing.key ?? (existing.keyFile ? await readKeyFile(existing.keyFile).catch(() => undefined) : undefined);
+  if (!flags.force && storedKey !== undefined && parseKey(storedKey).text !== key) {
+    throw new DmpError('CONFIG', `${configPath} already holds another relay key: give --force to replace it`);
+  }
+  const layout = new HomeLayout(home, peerId);
+  const folder = new FolderRelay({ root: relay, self: peerId });
+  const clock = systemClock;
+  const keys = await loadIdentityKeys(layout.identityKeys);
+  if (!flags.force) await checkRelayWelcomes(folder, peerId, fernetKey, keys);
+  await folder.open();
+  await publishIdentity(
+    { self: peerId, home: layout, relay: folder, clock },
+    fernetKey,
+    keys ?? (await ownKeys({ home: layout, clock })),
+  );
   await writeJsonFile(configPath, config, 0o600);
   return { configPath, home, key, generated };
+}
+
+/**
+ * `dmp init` must not break a relay: a key that opens none of the identities already there is
+ * most likely mistyped, and an id whose identity is another's would make two machines write
+ * one folder. Both are refused unless the user says --force.
+ */
+async function checkRelayWelcomes(
+  relay: FolderRelay,
+  self: PeerId,
+  key: FernetKey,
+  keys: IdentityKeys | undefined,
+): Promise<void> {
+  const closed: string[] = [];
+  let opened = 0;
+  for (const peer of await relay.peers().catch(() => [] as PeerId[])) {
+    const read = await relay.readShared(peer, IDENTITY_FILE, { maxBytes: MAX_IDENTITY_FILE }).catch(() => undefined);
+    if (!read) continue;
+    let identity: PublicIdentity;
+    try {
+      identity = decodeIdentity(decryptText(key, read.data), peer);
+    } catch {
+      closed.push(peer);
+      continue;
+    }
+    opened += 1;
+    const ours =
+      keys !== undefined && (identity.sign === keys.sign.public || identity.previous?.sign === keys.sign.public);
+    if (peer === self && !ours) {
+      throw new DmpError(
+        'CONFIG',
+        `the id ${self} is taken in this relay by another identity (fingerprint ${fingerprint(identity)}): choose another --id, or give --force on the machine that takes it over`,
+      );
+    }
+  }
+  if (opened === 0 && closed.length > 0) {
+    throw new DmpError(
+      'CONFIG',
+      `this key does not open the identities of ${closed.slice(0, 5).join(', ')}${closed.length > 5 ? ', ...' : ''} in this relay: wrong key? (--force starts a new relay anyway)`,
+    );
+  }
 }

@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'BAD_ENTRY'
   /** The peer has no folder in the relay. */
   | 'UNKNOWN_PEER'
+  /** No transfer this peer knows of matches what was asked for (dftp cancel). */
+  | 'UNKNOWN_TRANSFER'
   /** A token failed authentication: tampered, truncated, or made with another key. */
   | 'AUTH'
   /** A token or envelope is well authenticated but not what the protocol allows here. */

@@ -22,9 +22,17 @@ export {
   parseKey,
 } from './crypto/fernet.js';
 export { type DaemonOptions, runDaemon } from './daemon/daemon.js';
-export { jsonLogger } from './daemon/log-file.js';
+export { jsonLogger, type LogEntry } from './daemon/log-file.js';
 export { queueFiles } from './daemon/spool.js';
-export { collectStatus, type PeerReport, type StatusReport, type TransferReport } from './daemon/status.js';
+export {
+  collectStatus,
+  daemonStatus,
+  openForStatus,
+  type PeerReport,
+  type SpoolReport,
+  type StatusReport,
+  type TransferReport,
+} from './daemon/status.js';
 export { DmpError, type ErrorCode, isDmpError } from './errors.js';
 export { HomeLayout } from './local/home.js';
 export type { Logger, LogLevel } from './log.js';
@@ -45,9 +53,10 @@ export { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } f
 export type { RelayChange, RelayFile, RelayRead, RelayStorage } from './relay/storage.js';
 export type { PingOptions, PingReply } from './stream/ping.js';
 export type { InboxMessage } from './stream/receiver.js';
+export { checkBlockSize } from './transfer/block-size.js';
 export type { TransferEvent, TransferEventListener } from './transfer/events.js';
 export type { TransferRecord } from './transfer/records.js';
-export { expandSources } from './transfer/walk.js';
+export { expandSources, type SourceFile } from './transfer/walk.js';
 export { type PeerId, parsePeerId } from './util/peer-id.js';
 export { type PrintableOptions, printable } from './util/printable.js';
 export { formatSize, parseSize } from './util/size.js';

@@ -4,9 +4,18 @@
  * the daemon are thin layers over this.
  */
 import { mkdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { BroadcastService } from './broadcast/broadcast.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
+import { IdentityBook, type PeerIdentity } from './identity/book.js';
+import { fingerprint, normalizeFingerprint } from './identity/document.js';
+import type { IdentityKeys } from './identity/keys.js';
+import { PairSealer } from './identity/pair-sealer.js';
+import { ownKeys, publishIdentity, rotateOwnIdentity } from './identity/setup.js';
+import { recordFingerprint, sameFingerprint, TrustStore } from './identity/trust.js';
+import { BlockList } from './local/block-list.js';
 import { readJsonFile, writeJsonFile } from './local/files.js';
 import { HomeLayout } from './local/home.js';
 import { acquireLock, type Release } from './local/lock.js';
@@ -15,7 +24,13 @@ import { AuthGuard } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
 import type { WaitReason } from './node/quota.js';
-import { SharedKeySealer } from './node/seal.js';
+import {
+  DEFAULT_PRESENCE_INTERVAL_MS,
+  isOnline,
+  PresencePublisher,
+  PresenceTracker,
+  type Seen,
+} from './presence/presence.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
 import { MessageService } from './stream/message-service.js';
@@ -23,16 +38,19 @@ import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
 import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.js';
 import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
+import { cancelIncoming, cancelOutgoing } from './transfer/cancel.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
 import { listTransfers, type TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
-import { expandSources } from './transfer/walk.js';
+import { expandSources, type SourceFile } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 
 export const DEFAULT_QUOTA = 64 * 1024 * 1024;
 /** What `listen` reads of an inbox at a time. */
 const SHOW_BATCH_BYTES = 1024 * 1024;
+/** How long a command waits for the identity of a peer whose folder is there but not its identity, ms. */
+const IDENTITY_WAIT_MS = 30_000;
 /** How long `receiveFiles({ count })` waits for senders to see its last verdicts, ms. */
 const SETTLE_MS = 10_000;
 
@@ -59,6 +77,10 @@ export interface PeerOptions {
   inspectOnly?: boolean;
   /** Bulk crypto of file chunks in a worker thread. @default true */
   cryptoWorker?: boolean;
+  /** Accept nothing from a peer whose identity was not verified (dmp verify). @default false */
+  strict?: boolean;
+  /** How long this peer's broadcasts stay for readers that have not acknowledged them, ms. @default 7 days */
+  broadcastRetentionMs?: number;
 }
 
 export interface SendOptions {
@@ -76,7 +98,10 @@ export interface ListenOptions {
   from?: string;
   /** Stop after this many messages. */
   count?: number;
-  /** Give up after this many ms (TIMEOUT) when `count` messages have not come. */
+  /**
+   * With `count`: give up after this many ms (TIMEOUT) when `count` messages have not come.
+   * Without: listen this long, then return.
+   */
   timeoutMs?: number;
   signal?: AbortSignal;
   onMessage: (message: InboxMessage) => void;
@@ -105,6 +130,14 @@ export interface ReceiveFilesOptions {
 }
 
 /** Messages waiting each way between this peer and another. */
+/** What `dmp who` shows of one peer. */
+export interface WhoEntry {
+  peer: PeerId;
+  online: boolean;
+  /** When this machine last saw anything new of the peer (its clock), ms since the epoch. */
+  lastSeen?: number;
+}
+
 export interface MessageCounts {
   /** Sent to the peer and not yet acknowledged. */
   outgoing: number;
@@ -121,9 +154,32 @@ export class Peer {
   private readonly node: Node;
   private readonly components: NodeComponents;
   private readonly messages: MessageService;
+  private readonly book: IdentityBook;
+  private readonly relayKey: FernetKey;
+  private keys: IdentityKeys;
+  private readonly publisher: PresencePublisher;
+  private readonly tracker: PresenceTracker;
+  private readonly broadcasts: BroadcastService;
 
-  private constructor(node: Node) {
+  private constructor(
+    node: Node,
+    identity: { book: IdentityBook; relayKey: FernetKey; keys: IdentityKeys },
+    private readonly blockList: BlockList,
+    broadcastRetentionMs?: number,
+  ) {
     this.node = node;
+    this.book = identity.book;
+    this.relayKey = identity.relayKey;
+    this.keys = identity.keys;
+    const presence = {
+      relayKey: identity.relayKey,
+      book: identity.book,
+      signKey: () => this.keys.sign,
+    };
+    this.publisher = new PresencePublisher(node.components, presence);
+    this.broadcasts = new BroadcastService(node.components, { ...presence, retentionMs: broadcastRetentionMs });
+    node.register(this.broadcasts.acks);
+    this.tracker = new PresenceTracker(node.components, presence);
     this.components = node.components;
     this.self = node.components.self;
     this.messages = new MessageService(this.components);
@@ -154,17 +210,33 @@ export class Peer {
     }
     if (options.inspectOnly) await relay.peers();
     else await relay.open();
-    const node = new Node({
-      self,
-      relay,
-      sealer: new SharedKeySealer({ key, now: () => clock.now(), worker: options.cryptoWorker }),
-      guard: new AuthGuard({ clock, logger }),
-      home,
-      clock,
-      logger,
-      quota: options.quota ?? DEFAULT_QUOTA,
+    const keys = await ownKeys({ home, clock });
+    if (!options.inspectOnly) await publishIdentity({ self, home, relay, clock }, key, keys);
+    const book = new IdentityBook(
+      { self, relay, home, clock, logger },
+      { relayKey: key, keys, strict: options.strict },
+    );
+    const guard = new AuthGuard({ clock, logger });
+    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate.
+    book.onChange((identity) => {
+      if (identity.standing === 'pinned' || identity.standing === 'verified') guard.reset(identity.peer);
+      else if (identity.standing !== 'unknown') guard.refuse(identity.peer, identity.reason ?? identity.standing);
     });
-    return new Peer(node);
+    const blocked = new BlockList(home);
+    const node = new Node(
+      {
+        self,
+        relay,
+        sealer: new PairSealer({ book, now: () => clock.now(), worker: options.cryptoWorker }),
+        guard,
+        home,
+        clock,
+        logger,
+        quota: options.quota ?? DEFAULT_QUOTA,
+      },
+      { blocked },
+    );
+    return new Peer(node, { book, relayKey: key, keys }, blocked, options.broadcastRetentionMs);
   }
 
   /** Where this peer's local files are (DMP_HOME). */
@@ -206,7 +278,10 @@ export class Peer {
     return (await this.components.relay.peers()).filter((peer) => peer !== this.self);
   }
 
-  /** Fails with UNKNOWN_PEER when `peer` has no folder in the relay. */
+  /**
+   * Fails with UNKNOWN_PEER when `peer` has no folder in the relay, and with AUTH when its
+   * identity is not accepted (changed, a stranger, unverified under strict, none yet).
+   */
   async requirePeer(peer: string): Promise<PeerId> {
     const id = parsePeerId(peer, 'peer');
     if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
@@ -215,7 +290,111 @@ export class Peer {
         data: { peer: id },
       });
     }
+    let identity = await this.book.prepare(id, true);
+    // A peer that just joined: its folder may reach this copy of the relay before its identity.
+    const until = this.components.clock.now() + IDENTITY_WAIT_MS;
+    while (identity.standing === 'unknown' && this.components.clock.now() < until) {
+      await this.components.clock.sleep(200);
+      identity = await this.book.prepare(id, true);
+    }
+    if (identity.standing !== 'pinned' && identity.standing !== 'verified') {
+      throw new DmpError('AUTH', identity.reason ?? `${id}'s identity is not accepted`, {
+        data: { peer: id, standing: identity.standing },
+      });
+    }
     return id;
+  }
+
+  /** This peer's fingerprint: what others compare before `dmp verify`. */
+  fingerprint(): string {
+    return fingerprint({ sign: this.keys.sign.public, exchange: this.keys.exchange.public });
+  }
+
+  /** Every other peer of the relay with where its identity stands (reads identity files). */
+  async identities(): Promise<PeerIdentity[]> {
+    const result: PeerIdentity[] = [];
+    for (const peer of await this.peers()) {
+      const identity = await this.book.prepare(peer, true);
+      const reason = this.components.guard.reason(peer);
+      result.push(reason && !identity.reason ? { ...identity, reason } : identity);
+    }
+    return result;
+  }
+
+  /**
+   * Marks `peer`'s identity verified when `given` (as read out by its owner) matches it. A
+   * `changed` identity whose new fingerprint matches is accepted and verified at once.
+   */
+  async verify(peer: string, given: string): Promise<PeerIdentity> {
+    const id = parsePeerId(peer, 'peer');
+    const wanted = normalizeFingerprint(given);
+    if (!wanted) throw new DmpError('USAGE', 'a fingerprint is 30 digits (six groups of five, as dmp id shows)');
+    await this.book.prepare(id, true);
+    const store = new TrustStore(this.components.home);
+    let matched = false;
+    await store.update(id, (record) => {
+      if (!record) return record;
+      if (record.changed && sameFingerprint(recordFingerprint(record.changed), wanted)) {
+        matched = true;
+        return {
+          sign: record.changed.sign,
+          exchange: record.changed.exchange,
+          serial: record.changed.serial,
+          state: 'verified',
+          since: this.components.clock.now(),
+        };
+      }
+      if (sameFingerprint(recordFingerprint(record), wanted)) {
+        matched = true;
+        return { ...record, state: 'verified' };
+      }
+      return record;
+    });
+    if (!matched) {
+      throw new DmpError(
+        'AUTH',
+        `the fingerprint does not match ${id}'s identity: do not trust it; dmp peers shows what this relay holds`,
+        {
+          data: { peer: id },
+        },
+      );
+    }
+    return this.book.prepare(id, true);
+  }
+
+  /** Accepts the identity that replaced `peer`'s pinned one (dmp trust PEER --accept-new). */
+  async acceptNewIdentity(peer: string): Promise<PeerIdentity> {
+    const id = parsePeerId(peer, 'peer');
+    await this.book.prepare(id, true);
+    let accepted = false;
+    await new TrustStore(this.components.home).update(id, (record) => {
+      if (!record?.changed) return record;
+      accepted = true;
+      return {
+        sign: record.changed.sign,
+        exchange: record.changed.exchange,
+        serial: record.changed.serial,
+        state: 'pinned',
+        since: this.components.clock.now(),
+      };
+    });
+    if (!accepted) throw new DmpError('USAGE', `${id}'s identity has not changed: nothing to accept`);
+    return this.book.prepare(id, true);
+  }
+
+  /** New key pairs for this peer, published signed by the old ones. */
+  async rotate(): Promise<string> {
+    this.keys = await rotateOwnIdentity(
+      { self: this.self, home: this.components.home, relay: this.components.relay, clock: this.components.clock },
+      this.relayKey,
+    );
+    this.book.rekey(this.keys);
+    return this.fingerprint();
+  }
+
+  /** The Fernet key of the pair (this peer, `peer`): Python opens their files with it. */
+  async pairKey(peer: string): Promise<string> {
+    return this.book.pairKey(await this.requirePeer(peer));
   }
 
   /**
@@ -265,6 +444,27 @@ export class Peer {
     }
   }
 
+  /**
+   * Blocks (`on`) or unblocks `peer`: nothing of it reaches the user on any path, its messages
+   * are acknowledged and dropped, and it is not told. Unblocking does not replay what was
+   * dropped. Returns whether anything changed.
+   */
+  async block(peer: string, on = true): Promise<boolean> {
+    const id = parsePeerId(peer, 'peer');
+    if (id === this.self) throw new DmpError('USAGE', `${id} is this peer's own id`);
+    return this.blockList.set(id, on);
+  }
+
+  /** The peers this peer blocks. */
+  blocked(): Promise<string[]> {
+    return this.blockList.list();
+  }
+
+  /** Publishes each text as one broadcast to every member; returns their sequence numbers. */
+  broadcast(texts: readonly string[]): Promise<number[]> {
+    return this.broadcasts.send(texts);
+  }
+
   /** Pings `to` like ping(8). */
   async ping(to: string, options: PingOptions = {}): Promise<PingReply[]> {
     const peer = await this.requirePeer(to);
@@ -282,9 +482,12 @@ export class Peer {
       purpose: 'another dmp listen or the daemon',
       logger: this.components.logger,
     });
-    const unregister = this.node.register(this.messages.receiving(onDelivered));
+    const unregister = [
+      this.node.register(this.messages.receiving(onDelivered)),
+      this.node.register(this.broadcasts.receiving(onDelivered)),
+    ];
     return async () => {
-      unregister();
+      for (const undo of unregister) undo();
       await release();
     };
   }
@@ -324,43 +527,54 @@ export class Peer {
     let shown = 0;
     let failure: unknown;
     const fail = (error: unknown) => {
+      // Once listening has ended (its count reached, or the caller's signal), nothing fails it.
+      if (stop.signal.aborted) return;
       failure ??= error;
       stop.abort();
     };
     const printer = new Wakeup(clock);
     const show = async () => {
       for (const peer of from ? [from] : await this.peers()) {
-        if (options.count !== undefined && shown >= options.count) break;
-        const cursorPath = home.stream(peer, 'inbox.read');
-        let offset = (await readJsonFile<ReadCursor>(cursorPath))?.offset ?? 0;
-        // In steps of bounded size: the inbox may hold a long backlog nobody has shown yet.
-        for (;;) {
-          const { records, ends } = await inboxOf(home, peer).read(offset, { maxBytes: SHOW_BATCH_BYTES });
-          if (records.length === 0) break;
-          let taken = 0;
-          for (const record of records) {
+        // Direct messages and broadcasts: two journals, each with its own cursor.
+        for (const [journal, cursorName] of [
+          [inboxOf(home, peer), 'inbox.read'],
+          [this.broadcasts.inbox(peer), 'broadcast.read'],
+        ] as const) {
+          const cursorPath = home.stream(peer, cursorName);
+          let offset = (await readJsonFile<ReadCursor>(cursorPath))?.offset ?? 0;
+          // In steps of bounded size: the inbox may hold a long backlog nobody has shown yet.
+          for (;;) {
             if (options.count !== undefined && shown >= options.count) break;
-            options.onMessage(record);
-            shown += 1;
-            taken += 1;
+            const { records, ends } = await journal.read(offset, { maxBytes: SHOW_BATCH_BYTES });
+            if (records.length === 0) break;
+            let taken = 0;
+            for (const record of records) {
+              if (options.count !== undefined && shown >= options.count) break;
+              options.onMessage(record);
+              shown += 1;
+              taken += 1;
+            }
+            if (taken === 0) break;
+            offset = ends[taken - 1] ?? offset;
+            await writeJsonFile(cursorPath, { offset } satisfies ReadCursor);
+            if (taken < records.length) break;
           }
-          if (taken === 0) break;
-          offset = ends[taken - 1] ?? offset;
-          await writeJsonFile(cursorPath, { offset } satisfies ReadCursor);
-          if (taken < records.length) break;
         }
       }
       if (options.count !== undefined && shown >= options.count) stop.abort();
     };
+    // Without a count, the timeout is how long to listen; with one, a deadline for the count.
     const cancelTimer =
       options.timeoutMs === undefined
         ? undefined
         : clock.timeout(options.timeoutMs, () =>
-            fail(
-              new DmpError('TIMEOUT', `${shown} of ${options.count ?? 'the'} messages arrived in time`, {
-                data: { shown },
-              }),
-            ),
+            options.count === undefined
+              ? stop.abort()
+              : fail(
+                  new DmpError('TIMEOUT', `${shown} of ${options.count} messages arrived in time`, {
+                    data: { shown },
+                  }),
+                ),
           );
     let release: Release | undefined;
     try {
@@ -406,10 +620,25 @@ export class Peer {
    */
   async sendFiles(to: string, paths: readonly string[], options: SendFilesOptions = {}): Promise<SendFileResult[]> {
     const peer = await this.requirePeer(to);
-    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
-    checkQuotaHoldsBlock(this.quota, blockSize);
+    checkQuotaHoldsBlock(this.quota, options.blockSize ?? defaultBlockSize(this.quota));
     const { files, skipped } = await expandSources(paths);
     for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    return this.sendSources(peer, files, options);
+  }
+
+  /**
+   * Sends files under the names given (`expandSources` makes them from paths, or the caller
+   * does: standard input saved to a file, sent as 'stdin'). Resolves once the receiver has
+   * verified every file; an interrupted call resumes when called again with the same files.
+   */
+  async sendSources(
+    to: string,
+    files: readonly SourceFile[],
+    options: SendFilesOptions = {},
+  ): Promise<SendFileResult[]> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
     // The service loop runs alongside: acks get processed and pings answered meanwhile.
     const stop = new AbortController();
     const service = this.serve({ signal: stop.signal }).catch(() => {});
@@ -477,7 +706,8 @@ export class Peer {
 
   /** Messages waiting each way between this peer and `other` (reads only). */
   async messageCounts(other: PeerId): Promise<MessageCounts> {
-    const { relay, home } = this.components;
+    const { relay, home, sealer } = this.components;
+    await sealer.prepare?.(other);
     const ack = await this.messages.sender(other).peerAcked();
     const outgoing = (await relay.list(this.self, other)).filter((name) => (parseMessageName(name) ?? 0) > ack).length;
     const delivered = await deliveredThrough(home, other);
@@ -490,6 +720,49 @@ export class Peer {
     return { outgoing, incoming: waiting + unread };
   }
 
+  /**
+   * Says this peer is online, again every `intervalMs`, until the signal; then offline. The
+   * daemon runs it; so will the chat.
+   */
+  publishPresence(signal: AbortSignal, intervalMs = DEFAULT_PRESENCE_INTERVAL_MS): Promise<void> {
+    return this.publisher.run(signal, intervalMs);
+  }
+
+  /** Says offline now (dmp logout). */
+  logout(): Promise<void> {
+    return this.publisher.goOffline();
+  }
+
+  /** Records that something new of `peer` arrived (the daemon calls it on activity). */
+  heard(peer: PeerId): Promise<void> {
+    return this.tracker.heard(peer);
+  }
+
+  /** Every other peer: online now (by this machine's judgement) and when last seen. */
+  async who(): Promise<WhoEntry[]> {
+    const now = this.components.clock.now();
+    const entries: WhoEntry[] = [];
+    await this.blockList.refresh();
+    for (const peer of await this.peers()) {
+      // Nothing of a blocked peer reaches the user, its presence included.
+      if (this.blockList.has(peer)) continue;
+      await this.book.prepare(peer);
+      const seen: Seen | undefined = await this.tracker.observe(peer);
+      entries.push({
+        peer,
+        online: isOnline(seen, now),
+        ...(seen && seen.lastSeen > 0 ? { lastSeen: seen.lastSeen } : {}),
+      });
+    }
+    await this.tracker.flush();
+    return entries;
+  }
+
+  /** Peers seen (online, or anything of theirs arriving) since `since`, ms since the epoch. */
+  async whoSince(since: number): Promise<WhoEntry[]> {
+    return (await this.who()).filter((entry) => entry.online || (entry.lastSeen ?? 0) >= since);
+  }
+
   /** Bytes of this peer's files in the relay (what counts against the quota). */
   relayUsage(): Promise<number> {
     return this.components.relay.usage();
@@ -498,6 +771,48 @@ export class Peer {
   /** File transfers in flight or interrupted, both ways, from local state and the relay (reads only). */
   transfers(): Promise<TransferRecord[]> {
     return listTransfers(this.components);
+  }
+
+  /**
+   * The transfer in flight or interrupted that `which` names: its id, the first 4 or more
+   * characters of its id, or its file (the source path of a send, the destination path of a
+   * receive). Fails with UNKNOWN_TRANSFER, or USAGE when several match.
+   */
+  async findTransfer(which: string): Promise<TransferRecord> {
+    const records = await this.transfers();
+    const text = which.trim().toLowerCase();
+    let matches = records.filter((record) => record.tid === text);
+    if (matches.length === 0 && /^[0-9a-f]{4,}$/.test(text)) {
+      matches = records.filter((record) => record.tid.startsWith(text));
+    }
+    if (matches.length === 0) matches = records.filter((record) => record.path === resolve(which));
+    if (matches.length === 0) {
+      throw new DmpError('UNKNOWN_TRANSFER', `no transfer in flight matches '${which}' (dftp list shows them)`, {
+        data: { which },
+      });
+    }
+    if (matches.length > 1) {
+      const ids = matches.map(
+        (record) => `${record.tid} (${record.direction === 'send' ? 'to' : 'from'} ${record.peer})`,
+      );
+      throw new DmpError(
+        'USAGE',
+        `'${which}' matches ${matches.length} transfers: give the id of one: ${ids.join(', ')}`,
+      );
+    }
+    return matches[0]!;
+  }
+
+  /**
+   * Ends a transfer for good on both sides (see src/transfer/cancel.ts): a send is withdrawn, a
+   * receive is refused and its partial file deleted. `which` as for findTransfer. Fails with
+   * LOCKED while a process works on it.
+   */
+  async cancelTransfer(which: string): Promise<TransferRecord> {
+    const record = await this.findTransfer(which);
+    if (record.direction === 'send') await cancelOutgoing(this.components, record.tid);
+    else await cancelIncoming(this.components, record.peer, record.tid);
+    return record;
   }
 }
 

@@ -14,6 +14,7 @@ import {
   printable,
   resolveConfig,
 } from '../index.js';
+import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
 export interface GlobalArgs {
   relay?: string;
@@ -25,6 +26,9 @@ export interface GlobalArgs {
   poll?: string;
   json?: boolean;
   verbose?: boolean;
+  strict?: boolean;
+  /** false with --no-color. */
+  color?: boolean;
 }
 
 export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
@@ -49,9 +53,15 @@ export function withGlobalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
     })
     .option('json', { type: 'boolean', describe: 'one JSON object per line on stdout' })
     .option('verbose', { type: 'boolean', alias: 'v', describe: 'debug lines on stderr' })
-    .group(['relay', 'id', 'key', 'key-file', 'home', 'poll', 'json', 'verbose', 'help'], 'Common options:') as Argv<
-    T & GlobalArgs
-  >;
+    .option('strict', {
+      type: 'boolean',
+      describe: 'accept nothing from peers not verified with dmp verify [env DMP_STRICT]',
+    })
+    .option('color', { type: 'boolean', describe: 'colour and bold on a terminal; --no-color or NO_COLOR=1: none' })
+    .group(
+      ['relay', 'id', 'key', 'key-file', 'home', 'poll', 'strict', 'json', 'verbose', 'color', 'help'],
+      'Common options:',
+    ) as Argv<T & GlobalArgs>;
 }
 
 const VALUE_OPTIONS = new Set(['--relay', '--id', '--key', '--key-file', '--home']);
@@ -112,6 +122,9 @@ function restoreOperands(argv: Record<string, unknown>, operands: readonly strin
   }
 }
 
+/** Refusals already printed, so a command that then fails for the same reason says it once. */
+const refusalsSaid = new Set<string>();
+
 /** Human log lines on stderr: warnings always, debug with --verbose. */
 export function stderrLogger(program: string, verbose: boolean): Logger {
   return {
@@ -119,17 +132,19 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
       if (level === 'debug' && !verbose) return;
       if (level === 'info' && !verbose) return;
       if (event === 'peer-unauthenticated') {
-        process.stderr.write(
-          `${program}: cannot authenticate files from ${sanitize(String(fields.peer))}: wrong relay key, or a stranger? (its folder is left alone until one of its files authenticates)\n`,
-        );
+        // One line per peer: the reason says whether it is another key, a changed identity, ...
+        refusalsSaid.add(String(fields.reason));
+        writeStderr(`${program}: ${sanitize(String(fields.reason))}\n`);
         return;
       }
+      // Said once through peer-unauthenticated above.
+      if (event === 'identity-refused') return;
       const details = Object.entries(fields)
         .map(([name, value]) => `${name}=${typeof value === 'string' ? sanitize(value) : JSON.stringify(value)}`)
         .join(' ');
-      process.stderr.write(
-        `${program}: ${level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : ''}${event} ${details}\n`,
-      );
+      const style = styleFor(process.stderr);
+      const label = level === 'warn' ? style.yellow('warning: ') : level === 'error' ? style.red('error: ') : '';
+      writeStderr(`${program}: ${label}${event} ${details}\n`);
     },
   };
 }
@@ -153,6 +168,7 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: argv.home,
     poll: parseWholeNumber(argv.poll, 'poll', 'milliseconds'),
     quota: argv.quota,
+    strict: argv.strict,
   });
   return {
     relay: config.relay,
@@ -161,8 +177,19 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     home: config.home,
     pollMs: config.pollMs,
     quota: config.quota,
+    strict: config.strict,
     logger: stderrLogger(program, argv.verbose ?? false),
   };
+}
+
+/** Opens the peer, runs `run`, and closes the peer whatever happens. */
+export async function withPeer<T>(argv: GlobalArgs, program: string, run: (peer: Peer) => Promise<T>): Promise<T> {
+  const peer = await openPeer(argv, program);
+  try {
+    return await run(peer);
+  } finally {
+    peer.close();
+  }
 }
 
 export async function openPeer(argv: GlobalArgs & { quota?: string }, program: string): Promise<Peer> {
@@ -212,7 +239,7 @@ class Interrupts {
   private onSignal(name: NodeJS.Signals): void {
     if (this.received !== undefined || !this.listening) {
       // A second signal, or nothing to wind down: leave now.
-      process.stderr.write(this.line());
+      writeStderr(this.line());
       // A progress bar hides the cursor; never leave the terminal without one.
       if (process.stderr.isTTY) process.stderr.write('\x1b[?25h');
       process.exit(EXIT_INTERRUPTED);
@@ -238,15 +265,15 @@ export function reportError(program: string, error: unknown, command?: string): 
   if (isDmpError(error)) {
     // A malformed key is a mistake in what was typed or configured, like a malformed id.
     if (error.code === 'USAGE' || error.code === 'BAD_KEY') {
-      process.stderr.write(usageLine(program, command, error.message));
+      writeStderr(usageLine(program, command, error.message));
       return EXIT_USAGE;
     }
-    process.stderr.write(`${program}: ${sanitize(error.message)}\n`);
+    if (!refusalsSaid.has(error.message)) writeStderr(`${program}: ${sanitize(error.message)}\n`);
     if (error.code === 'ABORTED') return EXIT_INTERRUPTED;
     return 1;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${program}: unexpected error: ${sanitize(message)}\n`);
+  writeStderr(`${program}: unexpected error: ${sanitize(message)}\n`);
   if (process.env.DMP_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return 1;
 }
@@ -404,7 +431,11 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   let parser = yargs(parsed)
     .scriptName(program)
     .usage(`$0 <command> [options]\n\n${spec.about}`)
-    .middleware((argv) => restoreOperands(argv, operands));
+    .middleware((argv) => {
+      restoreOperands(argv, operands);
+      // --no-color holds for everything the command prints, before it prints anything.
+      setColorFlag(argv.color === false ? false : undefined);
+    });
   // Our own completion command rather than yargs' .completion(), so that its --help is a help page
   // with examples like every other; yargs answers --get-yargs-completions either way.
   const completion: Command = {
@@ -456,7 +487,7 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   function finish(failure?: { error: unknown }): void {
     if (interrupt.received === 'SIGINT') {
       // Whatever the command made of its aborted signal, a Ctrl-C reads the same everywhere.
-      process.stderr.write(interrupt.line());
+      writeStderr(interrupt.line());
       exit(EXIT_INTERRUPTED);
     } else exit(failure === undefined ? 0 : reportError(program, failure.error, commandName(command)));
   }

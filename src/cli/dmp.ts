@@ -8,14 +8,15 @@ import { hideBin } from 'yargs/helpers';
 import {
   collectStatus,
   DmpError,
-  formatSize,
   generateKey,
   HomeLayout,
   type InboxMessage,
   initPeer,
   jsonLogger,
-  Peer,
+  openForStatus,
+  type PeerOptions,
   runDaemon,
+  type StatusReport,
 } from '../index.js';
 import {
   type GlobalArgs,
@@ -31,6 +32,18 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import {
+  idCommand,
+  pairKeyCommand,
+  peersCommand,
+  rotateCommand,
+  trustCommand,
+  verifyCommand,
+} from './identity-commands.js';
+import { describeLogLine } from './log-lines.js';
+import { blockCommands, blockedCommand, logoutCommand, whoCommand } from './presence-commands.js';
+import { speedsBetween, statusLines } from './status-view.js';
+import { fitEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dmp';
 
@@ -51,15 +64,20 @@ function init() {
     describe: 'write the config in DMP_HOME and create this peer in the relay',
     builder: (y: Argv) =>
       withGlobalOptions(y)
+        .option('force', {
+          type: 'boolean',
+          describe: 'replace a stored key, take over an id, or start anew where the key opens no identity',
+        })
         .example('$0 init --relay ~/Dropbox/relay --id alice', 'the first peer: prints a new key to share')
         .example("$0 init --relay ~/Dropbox/relay --id bob --key 'KEY...'", 'the other peers, with that key'),
-    handler: async (argv: GlobalArgs) => {
+    handler: async (argv: GlobalArgs & { force?: boolean }) => {
       const result = await initPeer({
         relay: argv.relay,
         id: argv.id,
         key: argv.key,
         keyFile: argv['key-file'],
         home: argv.home,
+        force: argv.force,
       });
       if (argv.json) {
         printJson({
@@ -113,21 +131,9 @@ function send() {
         .example('$0 send bob --wait --timeout 60 are you there', "wait for bob's acknowledgement")
         .example('$0 send bob -- -1 is less than 0', "text that starts with '-'"),
     handler: async (argv: SendArgs) => {
-      const { peer: peerId, text: words = [] } = argv;
+      const { peer: peerId } = argv;
       const timeoutMs = secondsToMs(argv.timeout, 'timeout');
-      let texts: string[];
-      if (argv.lines) {
-        if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
-        const input = await readStdin();
-        texts = input.split('\n');
-        if (texts.at(-1) === '') texts.pop();
-      } else if (argv.stdin && words.length === 0) {
-        texts = [await readStdin()];
-      } else if (words.length > 0) {
-        texts = [words.join(' ')];
-      } else {
-        throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
-      }
+      const texts = await textsToSend(argv);
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal();
       try {
@@ -169,6 +175,47 @@ function send() {
   };
 }
 
+/** What `send` and `broadcast` send: the words, stdin as one text ('-'), or one per line (--lines). */
+async function textsToSend(argv: { text?: string[]; lines?: boolean; stdin?: boolean }): Promise<string[]> {
+  const words = argv.text ?? [];
+  if (argv.lines) {
+    if (words.length > 0) throw new DmpError('USAGE', '--lines reads stdin; give no text');
+    const texts = (await readStdin()).split('\n');
+    if (texts.at(-1) === '') texts.pop();
+    return texts;
+  }
+  if (argv.stdin && words.length === 0) return [await readStdin()];
+  if (words.length > 0) return [words.join(' ')];
+  throw new DmpError('USAGE', "nothing to send: give text, '-' for stdin, or --lines");
+}
+
+function broadcastCommand() {
+  return {
+    command: 'broadcast [text..]',
+    describe: "send to every member of the relay: words, '-' for stdin, or --lines",
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('text', { type: 'string', array: true, describe: "the message, or '-' to read stdin" })
+        .option('lines', { type: 'boolean', describe: 'send each line of stdin as its own broadcast' })
+        .option('stdin', { type: 'boolean', hidden: true })
+        .example('$0 broadcast the build is green', 'everyone in the relay gets it, once, in order'),
+    handler: async (argv: GlobalArgs & { text?: string[]; lines?: boolean; stdin?: boolean }) => {
+      const texts = await textsToSend(argv);
+      const peer = await openPeer(argv, PROGRAM);
+      try {
+        const seqs = await peer.broadcast(texts);
+        if (argv.json) printJson({ event: 'broadcast', count: seqs.length, first: seqs[0], last: seqs.at(-1) });
+        else
+          process.stderr.write(
+            `dmp: ${seqs.length} broadcast${seqs.length === 1 ? '' : 's'} sent (#${seqs[0]}${seqs.length > 1 ? `-${seqs.at(-1)}` : ''})\n`,
+          );
+      } finally {
+        peer.close();
+      }
+    },
+  };
+}
+
 interface ListenArgs extends GlobalArgs {
   from?: string;
   count?: string;
@@ -194,9 +241,10 @@ function printMessage(message: InboxMessage, json: boolean): void {
       text: message.text,
       sentAt: new Date(message.sentAt).toISOString(),
       receivedAt: new Date(message.receivedAt).toISOString(),
+      broadcast: message.broadcast === true,
     });
   } else {
-    process.stdout.write(formatMessage(message.from, message.text));
+    process.stdout.write(formatMessage(message.broadcast ? `${message.from} (to all)` : message.from, message.text));
   }
 }
 
@@ -211,9 +259,10 @@ function listen() {
         .option('timeout', {
           type: 'string',
           requiresArg: true,
-          describe: 'exit 1 if the messages have not come within S seconds',
+          describe: 'listen for S seconds, then exit 0; with --count: exit 1 if fewer came by then',
         })
         .example('$0 listen', 'print messages until Ctrl-C')
+        .example('$0 listen --timeout 30', 'print what comes in the next 30 seconds')
         .example('$0 listen --from alice --count 1 --timeout 60', "wait up to a minute for alice's next message")
         .example('$0 listen --json', 'one JSON object per message, for scripts'),
     handler: async (argv: ListenArgs) => {
@@ -340,55 +389,97 @@ function daemonCommand() {
           describe: 'most bytes this peer may hold in the relay (default 64m)',
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
+        .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
         .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
-      const logger = jsonLogger({ path: new HomeLayout(options.home).daemonLog, verbose: argv.verbose ?? false });
+      // People read a terminal; scripts and service managers get the JSON lines of daemon.log.
+      const readable = process.stderr.isTTY === true && !argv.json;
+      const style = styleFor(process.stderr);
+      const logger = jsonLogger({
+        path: new HomeLayout(options.home).daemonLog,
+        verbose: argv.verbose ?? false,
+        echo: readable
+          ? (_line, entry) => writeStderr(`${describeLogLine(entry, style)}\n`)
+          : (line) => process.stderr.write(line),
+      });
       await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
     },
   };
 }
 
+interface StatusArgs extends GlobalArgs {
+  watch?: boolean;
+}
+
 function statusCommand() {
   return {
     command: 'status',
-    describe: 'show the daemon, peers, messages waiting, transfers, the spool and the relay quota',
+    describe: 'show the daemon, peers, messages waiting, transfers, the outbox and the relay quota',
     builder: (y: Argv) =>
       withGlobalOptions(y)
+        .option('watch', { type: 'boolean', alias: 'w', describe: 'show it again every second until Ctrl-C' })
         .example('$0 status', 'what this peer is doing')
+        .example('$0 status --watch', 'the same, redrawn every second, with the speed of each transfer')
         .example('$0 status --json', 'the same as one JSON object'),
-    handler: async (argv: GlobalArgs) => {
-      const peer = await Peer.open({ ...(await peerOptions(argv, PROGRAM)), inspectOnly: true });
-      try {
-        const report = await collectStatus(peer);
-        if (argv.json) {
-          printJson(report);
-          return;
+    handler: async (argv: StatusArgs) => {
+      const options = await peerOptions(argv, PROGRAM);
+      if (!argv.watch) {
+        const { peer, relayError } = await openForStatus(options);
+        try {
+          const report = await collectStatus(peer, { relayError });
+          if (argv.json) printJson(report);
+          else {
+            const lines = statusLines(report, styleFor(process.stdout), { now: peer.clock.now() });
+            process.stdout.write(`${lines.join('\n')}\n`);
+          }
+        } finally {
+          peer.close();
         }
-        const lines: string[] = [];
-        const daemonLine = report.daemon.running
-          ? `running${report.daemon.pid ? ` (pid ${report.daemon.pid})` : ''}`
-          : 'not running';
-        lines.push(`peer ${report.self}; daemon ${daemonLine}`);
-        lines.push(`relay: ${formatSize(report.relayBytes)} held of a ${formatSize(report.quota)} quota`);
-        for (const other of report.peers) {
-          const heard = other.lastHeard ? `last heard ${other.lastHeard}` : 'not heard from yet';
-          lines.push(`  ${other.peer}: ${heard}; ${other.outgoing} to send, ${other.incoming} to receive`);
-        }
-        for (const t of report.transfers) {
-          const arrow = t.direction === 'send' ? `-> ${t.peer}` : `<- ${t.peer}`;
-          const percent = t.total === 0 ? 100 : Math.floor((t.bytes / t.total) * 100);
-          lines.push(
-            `  ${arrow} ${sanitize(t.file)}: ${formatSize(t.bytes)}/${formatSize(t.total)} ${percent}% ${formatSize(t.rate)}/s (${t.state})`,
-          );
-        }
-        for (const q of report.spool) lines.push(`  queued for ${q.peer}: ${sanitize(q.file)} (${formatSize(q.size)})`);
-        process.stdout.write(`${lines.join('\n')}\n`);
-      } finally {
-        peer.close();
+        return;
       }
+      await watchStatus(options, argv.json ?? false);
     },
   };
+}
+
+/**
+ * `dmp status --watch`: on a terminal the screen is drawn again every second, like watch(1);
+ * otherwise (or with --json) a new report follows every second. Ends with Ctrl-C.
+ */
+async function watchStatus(options: PeerOptions, json: boolean): Promise<void> {
+  const signal = interruptSignal();
+  const redraw = process.stdout.isTTY === true && !json;
+  const style = styleFor(process.stdout);
+  let previous: StatusReport | undefined;
+  let opened = await openForStatus(options);
+  try {
+    while (!signal.aborted) {
+      if (opened.relayError !== undefined) {
+        // The relay was away when we looked last: see whether it is back.
+        opened.peer.close();
+        opened = await openForStatus(options);
+      }
+      const report = await collectStatus(opened.peer, { relayError: opened.relayError });
+      if (json) printJson(report);
+      else {
+        const now = opened.peer.clock.now();
+        const speeds = previous ? speedsBetween(previous, report) : undefined;
+        const lines = statusLines(report, style, { now, speeds });
+        if (redraw) {
+          const width = Math.max(20, process.stdout.columns ?? 80) - 1;
+          const rows = Math.max(1, (process.stdout.rows ?? 24) - 1);
+          const header = style.dim(`every 1 s; Ctrl-C to stop`);
+          const screen = [header, ...lines].slice(0, rows).map((line) => `${fitEnd(line, width)}\x1b[K`);
+          process.stdout.write(`\x1b[H${screen.join('\n')}\n\x1b[J`);
+        } else process.stdout.write(`${lines.join('\n')}\n\n`);
+      }
+      previous = report;
+      await opened.peer.clock.sleep(1000, signal).catch(() => {});
+    }
+  } finally {
+    opened.peer.close();
+  }
 }
 
 /**
@@ -408,7 +499,26 @@ runProgram(
       ['$0 send bob hello there', 'a message to bob'],
       ['$0 listen', 'print messages as they arrive'],
     ],
-    commands: [keygen(), init(), send(), listen(), pingCommand(), daemonCommand(), statusCommand()],
+    commands: [
+      keygen(),
+      init(),
+      idCommand(),
+      peersCommand(),
+      verifyCommand(),
+      trustCommand(),
+      rotateCommand(),
+      pairKeyCommand(),
+      whoCommand(),
+      logoutCommand(),
+      ...blockCommands(),
+      blockedCommand(),
+      send(),
+      broadcastCommand(),
+      listen(),
+      pingCommand(),
+      daemonCommand(),
+      statusCommand(),
+    ],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

@@ -33,15 +33,16 @@ export class CryptoPool {
       id: number;
       result?: Uint8Array;
       parts?: Uint8Array[];
-      error?: { code: ErrorCode; message: string };
+      error?: { code: ErrorCode; message: string; data?: Record<string, unknown> };
     };
     worker.on('message', (message: Message) => {
       const pending = this.pending.get(message.id);
       if (!pending) return;
       this.pending.delete(message.id);
       if (this.pending.size === 0) worker.unref();
-      if (message.error) pending.reject(new DmpError(message.error.code, message.error.message));
-      else
+      if (message.error) {
+        pending.reject(new DmpError(message.error.code, message.error.message, { data: message.error.data ?? {} }));
+      } else
         pending.resolve({
           result: asBuffer(message.result ?? new Uint8Array()),
           parts: (message.parts ?? []).map(asBuffer),

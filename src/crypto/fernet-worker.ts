@@ -49,7 +49,11 @@ parentPort?.on('message', (request: Request) => {
   } catch (error) {
     parentPort?.postMessage({
       id: request.id,
-      error: { code: isDmpError(error) ? error.code : 'IO', message: (error as Error).message },
+      error: {
+        code: isDmpError(error) ? error.code : 'IO',
+        message: (error as Error).message,
+        data: isDmpError(error) ? error.data : {},
+      },
     });
   }
 });

@@ -9,12 +9,12 @@ import { dirname, join, relative, sep } from 'node:path';
 import { type Cancel, type Clock, systemClock } from '../clock.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
+import { freeName } from '../local/free-name.js';
 import { HomeLayout } from '../local/home.js';
 import { acquireLock, type Release } from '../local/lock.js';
 import type { Logger } from '../log.js';
 import { Peer, type PeerOptions } from '../peer.js';
 import type { TransferEvent } from '../transfer/events.js';
-import { freeName } from '../transfer/safe-path.js';
 import type { PeerId } from '../util/peer-id.js';
 import { Spool, type SpoolFile } from './spool.js';
 
@@ -28,6 +28,8 @@ export interface DaemonOptions extends PeerOptions {
   stableMs?: number;
   /** How often the spool is looked at, ms (default 500). */
   spoolIntervalMs?: number;
+  /** How often presence is published, ms. @default 30 000 */
+  presenceIntervalMs?: number;
 }
 
 /** Failures that no retry can fix: the file goes to failed/ with the reason beside it. */
@@ -60,12 +62,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     const roles = takeRolesWhenFree(peer, home, logger, signal, releases, options);
     const presence = trackPresence(home, peer.clock);
     peer.onError((error, from) => logger.log('warn', 'error', { peer: from, code: error.code, error: error.message }));
-    peer.onActivity((from) => presence.heard(from));
+    peer.onActivity((from) => {
+      presence.heard(from);
+      void peer.heard(from);
+    });
+    const online = peer
+      .publishPresence(signal, options.presenceIntervalMs)
+      .catch((error: unknown) => logger.log('warn', 'presence-stopped', { error: String(error) }));
     const service = peer
       .serve({ signal })
       .catch((error: unknown) => logger.log('error', 'service-stopped', { error: String(error) }));
     const spool = runSpool(peer, home, options);
-    await Promise.all([service, spool, roles]);
+    await Promise.all([service, spool, roles, online]);
     await presence.flush();
     peer.close();
     logger.log('info', 'daemon-stopped', { peer: peer.self });

@@ -1,6 +1,7 @@
 /**
- * The daemon's log: one JSON object per line, to stderr and to a file in DMP_HOME that is
- * rotated (one previous generation kept) so it never grows without bound.
+ * The daemon's log: one JSON object per line, to a file in DMP_HOME that is rotated (one
+ * previous generation kept) so it never grows without bound, and echoed to stderr (the CLI
+ * shows it in words on a terminal, see src/cli/log-lines.ts).
  */
 import { appendFileSync, renameSync, statSync } from 'node:fs';
 import type { Logger, LogLevel } from '../log.js';
@@ -10,8 +11,17 @@ export interface JsonLogOptions {
   /** Rotate when the file passes this many bytes (default 1 MiB). */
   maxBytes?: number;
   verbose?: boolean;
-  /** Where else lines go (default: stderr). */
-  echo?: (line: string) => void;
+  /** Where else lines go (default: stderr), with the entry they were made from. */
+  echo?: (line: string, entry: LogEntry) => void;
+}
+
+/** One log line before it is written as JSON. */
+export interface LogEntry {
+  /** ISO time. */
+  time: string;
+  level: LogLevel;
+  event: string;
+  fields: Record<string, unknown>;
 }
 
 export function jsonLogger(options: JsonLogOptions): Logger {
@@ -27,8 +37,9 @@ export function jsonLogger(options: JsonLogOptions): Logger {
   return {
     log(level: LogLevel, event: string, fields: Record<string, unknown> = {}) {
       if (level === 'debug' && !options.verbose) return;
-      const line = `${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`;
-      echo(line);
+      const time = new Date().toISOString();
+      const line = `${JSON.stringify({ time, level, event, ...fields })}\n`;
+      echo(line, { time, level, event, fields });
       try {
         const bytes = Buffer.byteLength(line);
         if (size + bytes > maxBytes) {

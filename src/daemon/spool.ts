@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
-import { freeName } from '../transfer/safe-path.js';
+import { freeName } from '../local/free-name.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 
 export interface SpoolFile {

@@ -5,6 +5,8 @@
  *   <home>/config.json                   written by `dmp init`
  *   <home>/state/<self>/streams/<peer>/  message stream state, logs and inbox per peer
  *   <home>/state/<self>/transfers/...    DFTP sender and receiver state
+ *   <home>/state/<self>/identity.json    this peer's identity keys (mode 600)
+ *   <home>/state/<self>/trust.json       the identities it pinned or verified
  *   <home>/locks/...                     proper-lockfile locks between local processes
  *   <home>/tmp/                          staging for relay files when on the relay's file system
  *   <home>/inbox/<peer>/                 files the daemon received from that peer
@@ -56,6 +58,31 @@ export class HomeLayout {
 
   get presence(): string {
     return join(this.root, 'state', 'peers.json');
+  }
+
+  /** This peer's identity keys (private: mode 600). */
+  get identityKeys(): string {
+    return join(this.root, 'state', this.self, 'identity.json');
+  }
+
+  /** What this peer pinned of the others' identities. */
+  get trust(): string {
+    return join(this.root, 'state', this.self, 'trust.json');
+  }
+
+  /** This peer's broadcast stream: its log, counter and the readers' acks. */
+  broadcast(file: string): string {
+    return join(this.root, 'state', this.self, 'broadcast', file);
+  }
+
+  /** The peers this peer blocks. */
+  get blocked(): string {
+    return join(this.root, 'state', this.self, 'blocked.json');
+  }
+
+  /** When this peer last saw each other peer (presence, messages, files): dmp who --since. */
+  get seen(): string {
+    return join(this.root, 'state', this.self, 'seen.json');
   }
 
   lock(name: string): string {

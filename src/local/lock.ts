@@ -3,8 +3,8 @@
  * one daemon). proper-lockfile is sound on a local disk but not across machines, so locks live
  * in DMP_HOME and never in the relay.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DmpError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -19,6 +19,9 @@ export interface LockOptions {
 
 export type Release = () => Promise<void>;
 
+/** A lock not updated for this long belongs to a process that died (proper-lockfile's `stale`). */
+const STALE_MS = 10_000;
+
 /** Takes the lock at `path` (a file name in DMP_HOME/locks). Records our pid beside it. */
 export async function acquireLock(path: string, options: LockOptions = {}): Promise<Release> {
   const waitMs = options.waitMs ?? 30_000;
@@ -29,7 +32,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     lockfile.lock(path, {
       lockfilePath: `${path}.lock`,
       realpath: false,
-      stale: 10_000,
+      stale: STALE_MS,
       update: 2_000,
       // Quick first retries for the usual short wait, then 100 ms apart until waitMs has passed:
       // long enough for a lock left by a killed process to go stale (10 s) and be taken over.
@@ -62,10 +65,26 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       throw lockedError(path, options, pid, error);
     }
   }
-  if (waitMs <= 0) await writeFile(`${path}.pid`, `${process.pid}\n`).catch(() => {});
+  const pidFile = `${path}.pid`;
+  const wrotePid =
+    waitMs <= 0 &&
+    (await writeFile(pidFile, `${process.pid}\n`).then(
+      () => true,
+      () => false,
+    ));
   return async () => {
+    // The pid file goes first, while the lock is still ours: once it is released, the next
+    // holder may already have written its own. Per-transfer locks would otherwise leave one
+    // pid file per transfer behind for ever.
+    if (wrotePid) await removeOwnPidFile(pidFile);
     await release().catch(() => {});
   };
+}
+
+/** Deletes a pid file if it still names this process. */
+async function removeOwnPidFile(path: string): Promise<void> {
+  const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+  if (pid === process.pid) await rm(path, { force: true }).catch(() => {});
 }
 
 function lockedError(path: string, options: LockOptions, pid: number | undefined, cause: unknown): DmpError {
@@ -84,6 +103,27 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     // EPERM: it exists but belongs to someone else.
     return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes what locks named `<prefix>...` in `dir` left behind when their holder was killed (a
+ * pid file naming a process that no longer runs, and its lock): earlier versions also left the
+ * pid file of every finished transfer. Locks of live processes are left alone.
+ */
+export async function removeDeadLocks(dir: string, prefix: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.pid')) continue;
+    const pidFile = join(dir, name);
+    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
+    const path = pidFile.slice(0, -'.pid'.length);
+    // A lock updated lately has a live holder that has not written its pid yet.
+    const lock = await stat(`${path}.lock`).catch(() => undefined);
+    if (lock && Date.now() - lock.mtimeMs < STALE_MS) continue;
+    await rm(`${path}.lock`, { recursive: true, force: true }).catch(() => {});
+    await rm(pidFile, { force: true }).catch(() => {});
   }
 }
 

@@ -94,20 +94,43 @@ export class AuthGuard {
    */
   failed(peer: PeerId, file: string, version: string, error: DmpError): AuthVerdict {
     const record = this.record(peer);
+    if (isDmpError(error, 'AUTH') && error.data.check === 'identity-pending') return 'damaged';
+    if (isDmpError(error, 'AUTH') && error.data.check === 'identity') {
+      // The sealer knows the peer's identity and does not accept it (changed, a stranger, not
+      // verified under --strict): no file of it can be taken, whatever came before.
+      record.authenticated = false;
+      this.markUnauthenticated(peer, record, error.message);
+      return 'unauthenticated';
+    }
     if (record.authenticated) return 'damaged';
     const cleanMacFailure = isDmpError(error, 'AUTH') && error.data.check === 'mac';
     if (!cleanMacFailure) return record.unauthenticated ? 'unauthenticated' : 'damaged';
     record.failures.add(`${file}@${version}`);
     if (record.failures.size < FAILURES_FOR_VERDICT) return 'damaged';
-    if (!record.unauthenticated) {
-      record.unauthenticated = true;
-      record.reason = 'its files do not authenticate with this relay key (another key, or a stranger)';
-      record.backoffMs = FIRST_BACKOFF_MS;
-      record.nextLookAt = this.components.clock.now() + record.backoffMs;
-      this.components.logger.log('warn', 'peer-unauthenticated', { peer, reason: record.reason });
-      for (const listener of this.listeners) listener(peer, record.reason);
-    }
+    this.markUnauthenticated(peer, record, `${peer}'s files do not authenticate (another key, or a stranger?)`);
     return 'unauthenticated';
+  }
+
+  private markUnauthenticated(peer: PeerId, record: PeerRecord, reason: string): void {
+    if (record.unauthenticated && record.reason === reason) return;
+    record.unauthenticated = true;
+    record.reason = reason;
+    record.backoffMs = FIRST_BACKOFF_MS;
+    record.nextLookAt = this.components.clock.now() + record.backoffMs;
+    this.components.logger.log('warn', 'peer-unauthenticated', { peer, reason });
+    for (const listener of this.listeners) listener(peer, reason);
+  }
+
+  /** `peer` is refused for a reason found elsewhere (its identity): reported once, backed off. */
+  refuse(peer: PeerId, reason: string): void {
+    const record = this.record(peer);
+    record.authenticated = false;
+    this.markUnauthenticated(peer, record, reason);
+  }
+
+  /** Forgets what was judged of `peer` (its identity was accepted anew): it starts afresh. */
+  reset(peer: PeerId): void {
+    this.peers.delete(peer);
   }
 
   /** True when none of `peer`'s files authenticated and they fail as another key's would. */

@@ -16,7 +16,8 @@ import { parseBoundedJson } from '../util/bounded-json.js';
 import { SANE_TIME_MAX } from '../util/bounds.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 
-export const PROTOCOL_VERSION = 1;
+/** Version 2: per-pair keys and identities (docs/PROTOCOL.md). */
+export const PROTOCOL_VERSION = 2;
 
 /** Control files are small; anything larger is refused unread (docs/PROTOCOL.md). */
 export const MAX_CONTROL_FILE = 1024 * 1024;

@@ -45,13 +45,17 @@ export interface IncomingHandler {
    * none). Resolves to true when it stopped short (a batch limit) and wants another pass at once:
    * it is then called again soon, without a new listing, with the same names (files may have
    * gone or come since: they are a guide, the reads are the truth).
+   * `blocked`: the user blocked this peer; nothing of it may reach the user (each handler says
+   * what that means for its kind: acknowledge and drop, leave unanswered, ignore).
    */
-  handle(peer: PeerId, names: readonly string[]): Promise<unknown>;
+  handle(peer: PeerId, names: readonly string[], context: { blocked: boolean }): Promise<unknown>;
 }
 
 export interface NodeInit {
   /** Longest sleep between passes when nothing happens, ms. @default 1000 */
   idleMs?: number;
+  /** The user's block list; consulted before every look at a folder. @default nobody blocked */
+  blocked?: { refresh(): Promise<void>; has(peer: string): boolean };
 }
 
 /** Relay-wide trouble: no use looking at other peers until it passes. */
@@ -67,6 +71,7 @@ export class Node {
   private readonly activityListeners = new Set<(peer: PeerId) => void>();
   private readonly closer = new AbortController();
   private readonly idleMs: number;
+  private readonly blocked: NodeInit['blocked'];
   /** The running loop, shared by every caller of run(), and how many callers need it. */
   private loop: { controller: AbortController; done: Promise<void>; users: number } | undefined;
 
@@ -78,6 +83,7 @@ export class Node {
       inbound: new InboundReader({ ...components, feed }, this.closer.signal),
     };
     this.idleMs = init.idleMs ?? 1000;
+    this.blocked = init.blocked;
   }
 
   /**
@@ -177,8 +183,10 @@ export class Node {
             if (signal.aborted) break;
             const waiting = backoff.get(peer);
             if (waiting && waiting.until > clock.now()) continue;
-            if (!guard.shouldLook(peer)) continue;
             try {
+              // Keys first (an identity may have appeared, rotated, or been accepted meanwhile).
+              if ((await this.components.sealer.prepare?.(peer)) === false) continue;
+              if (!guard.shouldLook(peer)) continue;
               const more = listed.has(peer)
                 ? await this.pass(peer, seen, continuing)
                 : await this.resume(peer, continuing);
@@ -221,6 +229,7 @@ export class Node {
     continuing: Map<PeerId, Map<IncomingHandler, readonly string[]>>,
   ): Promise<boolean> {
     const names = await this.components.relay.list(peer, this.components.self);
+    const context = await this.contextOf(peer);
     const signature = signatureOf(names);
     if (seen.has(peer) && seen.get(peer) !== signature) {
       for (const listener of this.activityListeners) listener(peer);
@@ -230,10 +239,16 @@ export class Node {
     const more = new Map<IncomingHandler, readonly string[]>();
     for (const handler of [...this.handlers]) {
       const mine = names.filter((name) => handler.kinds.some((kind) => kind.files.test(name)));
-      if ((await handler.handle(peer, mine)) === true) more.set(handler, mine);
+      if ((await handler.handle(peer, mine, context)) === true) more.set(handler, mine);
     }
     if (more.size > 0) continuing.set(peer, more);
     return more.size > 0;
+  }
+
+  /** What every handler is told about `peer` with its files. */
+  private async contextOf(peer: PeerId): Promise<{ blocked: boolean }> {
+    await this.blocked?.refresh();
+    return { blocked: this.blocked?.has(peer) ?? false };
   }
 
   /** Continues the handlers of `peer` that stopped short, with the names of their last pass. */
@@ -244,10 +259,11 @@ export class Node {
     const pending = continuing.get(peer);
     continuing.delete(peer);
     if (!pending) return false;
+    const context = await this.contextOf(peer);
     const more = new Map<IncomingHandler, readonly string[]>();
     for (const [handler, names] of pending) {
       if (!this.handlers.has(handler)) continue;
-      if ((await handler.handle(peer, names)) === true) more.set(handler, names);
+      if ((await handler.handle(peer, names, context)) === true) more.set(handler, names);
     }
     if (more.size > 0) continuing.set(peer, more);
     return more.size > 0;

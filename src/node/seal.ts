@@ -26,6 +26,13 @@ export interface Sealer {
   sealChunk(peer: PeerId, parts: Buffer[], output?: Buffer): Promise<{ token: Buffer; parts: Buffer[] }>;
   /** Opens a chunk from `peer` in place (the token's memory is reused). Throws an AUTH DmpError. */
   openChunk(peer: PeerId, token: Buffer): Promise<Buffer>;
+  /**
+   * Makes ready what sealing for and opening from `peer` needs (per-peer keys read from the
+   * relay). The node calls it before each look at the peer's folder and leaves the folder alone
+   * while it resolves to false: nothing there could be opened, nor anything sealed for it. Code
+   * that seals or opens outside the node's loop calls it first.
+   */
+  prepare?(peer: PeerId): Promise<boolean>;
   /** Releases threads it started. */
   close(): void;
 }

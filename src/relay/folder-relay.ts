@@ -233,8 +233,16 @@ export class FolderRelay implements RelayStorage {
     return peers.sort();
   }
 
-  async list(owner: PeerId, dir: PeerId): Promise<string[]> {
-    const folder = this.folderState([owner, dir]);
+  list(owner: PeerId, dir: PeerId): Promise<string[]> {
+    return this.listIn([owner, dir]);
+  }
+
+  listShared(owner: PeerId): Promise<string[]> {
+    return this.listIn([owner]);
+  }
+
+  private async listIn(parts: readonly string[]): Promise<string[]> {
+    const folder = this.folderState(parts);
     switch (folder.state) {
       case 'folder':
         break;
@@ -266,7 +274,9 @@ export class FolderRelay implements RelayStorage {
         // Only regular files: a link, FIFO, socket or folder carrying a relay name is foreign,
         // whatever it points to, and reading it could leave the relay or block.
         if (isRelayName(entry.name) && entry.isFile()) accepted.push(entry.name);
-        else this.noteForeign(join(owner, dir, entry.name), entry);
+        // A peer's own sub-folders (one per reader) are not files of its shared folder.
+        else if (!(parts.length === 1 && entry.isDirectory() && isPeerId(entry.name)))
+          this.noteForeign(join(...parts, entry.name), entry);
       }
     } catch (error) {
       const code = errnoCode(error);
@@ -288,8 +298,16 @@ export class FolderRelay implements RelayStorage {
     this.logger.log('debug', 'foreign-file', { path, type });
   }
 
-  async read(owner: PeerId, dir: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
-    const folder = this.folderState([owner, dir]);
+  read(owner: PeerId, dir: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
+    return this.readIn([owner, dir], name, options);
+  }
+
+  readShared(owner: PeerId, name: string, options: ReadOptions = {}): Promise<RelayRead | undefined> {
+    return this.readIn([owner], name, options);
+  }
+
+  private async readIn(parts: readonly string[], name: string, options: ReadOptions): Promise<RelayRead | undefined> {
+    const folder = this.folderState(parts);
     // A peer path that is a file, or no folder at all: nothing was published there.
     if (folder.state === 'missing' || folder.state === 'not-a-folder') return undefined;
     if (folder.state !== 'folder') throw badEntry(folder.path, folder.state);
@@ -358,8 +376,15 @@ export class FolderRelay implements RelayStorage {
   }
 
   async publish(dir: PeerId, files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
+    await this.publishInto(await this.ownFolder(dir), files, options);
+  }
+
+  async publishShared(files: readonly RelayFile[], options: PublishOptions = {}): Promise<void> {
+    await this.publishInto(await this.ownFolder(), files, options);
+  }
+
+  private async publishInto(folder: string, files: readonly RelayFile[], options: PublishOptions): Promise<void> {
     const durable = options.durable ?? true;
-    const folder = await this.ownFolder(dir);
     const staging = this.tempDir ?? folder;
     const written = await Promise.allSettled(
       files.map(async (file) => {
@@ -408,9 +433,17 @@ export class FolderRelay implements RelayStorage {
     if (durable) await syncDirectory(folder);
   }
 
-  async remove(dir: PeerId, names: readonly string[]): Promise<void> {
+  remove(dir: PeerId, names: readonly string[]): Promise<void> {
+    return this.removeIn([this.self, dir], names);
+  }
+
+  removeShared(names: readonly string[]): Promise<void> {
+    return this.removeIn([this.self], names);
+  }
+
+  private async removeIn(parts: readonly string[], names: readonly string[]): Promise<void> {
     if (names.length === 0) return;
-    const own = this.folderState([this.self, dir]);
+    const own = this.folderState(parts);
     if (own.state === 'missing') return;
     // Unlinking through a linked folder would delete files wherever it points.
     if (own.state !== 'folder') throw badEntry(own.path, own.state, { what: 'remove from' });

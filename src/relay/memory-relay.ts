@@ -11,6 +11,7 @@ import { seededRandom } from '../util/random.js';
 import {
   isRelayName,
   type PublishOptions,
+  type ReadOptions,
   type RelayFile,
   type RelayRead,
   type RelayStorage,
@@ -114,13 +115,11 @@ export class MemoryRelay implements RelayStorage {
     return names;
   }
 
-  async read(
-    owner: PeerId,
-    dir: PeerId,
-    name: string,
-    options: { buffer?: Buffer; maxBytes?: number } = {},
-  ): Promise<RelayRead | undefined> {
-    const path = `${owner}/${dir}/${name}`;
+  async read(owner: PeerId, dir: PeerId, name: string, options?: ReadOptions): Promise<RelayRead | undefined> {
+    return this.readPath(`${owner}/${dir}/${name}`, options);
+  }
+
+  private readPath(path: string, options: ReadOptions = {}): RelayRead | undefined {
     const stored = this.replica.files.get(path);
     if (stored && options.maxBytes !== undefined && stored.data.length > options.maxBytes) {
       const size = stored.data.length;
@@ -132,6 +131,24 @@ export class MemoryRelay implements RelayStorage {
     }
     // Copy: a reader must never see a later write through a shared buffer.
     return stored && { data: Buffer.from(stored.data), version: String(stored.version) };
+  }
+
+  async readShared(owner: PeerId, name: string, options?: ReadOptions): Promise<RelayRead | undefined> {
+    return this.readPath(`${owner}/${name}`, options);
+  }
+
+  async listShared(owner: PeerId): Promise<string[]> {
+    const names: string[] = [];
+    for (const path of this.replica.files.keys()) {
+      const parts = path.split('/');
+      if (parts.length === 2 && parts[0] === owner && isRelayName(parts[1] ?? '')) names.push(parts[1] ?? '');
+    }
+    return names;
+  }
+
+  async publishShared(files: readonly RelayFile[], _options?: PublishOptions): Promise<void> {
+    this.checkWritable();
+    for (const file of files) this.replica.put(`${this.self}/${file.name}`, Buffer.from(file.data), true);
   }
 
   async publish(dir: PeerId, files: readonly RelayFile[], _options?: PublishOptions): Promise<void> {
@@ -146,6 +163,11 @@ export class MemoryRelay implements RelayStorage {
     }
   }
 
+  async removeShared(names: readonly string[]): Promise<void> {
+    this.checkWritable();
+    for (const name of names) this.replica.delete(`${this.self}/${name}`, true);
+  }
+
   async remove(dir: PeerId, names: readonly string[]): Promise<void> {
     this.checkWritable();
     for (const name of names) this.replica.delete(`${this.self}/${dir}/${name}`, true);
@@ -153,7 +175,10 @@ export class MemoryRelay implements RelayStorage {
 
   async usage(): Promise<number> {
     let total = 0;
-    for (const [path, stored] of this.replica.files) if (path.startsWith(`${this.self}/`)) total += stored.data.length;
+    // As on disk: the files of the pair folders count, not the shared ones (identity).
+    for (const [path, stored] of this.replica.files) {
+      if (path.startsWith(`${this.self}/`) && path.split('/').length === 3) total += stored.data.length;
+    }
     return total;
   }
 

@@ -98,8 +98,23 @@ export interface RelayStorage {
    */
   publish(dir: PeerId, files: readonly RelayFile[], options?: PublishOptions): Promise<void>;
 
+  /**
+   * A file directly in `<relay>/<owner>/`, meant for every member of the relay (the peer's
+   * identity; later its presence and broadcasts). The same rules as `read`.
+   */
+  readShared(owner: PeerId, name: string, options?: ReadOptions): Promise<RelayRead | undefined>;
+
+  /** Names of relay files directly in `<relay>/<owner>/` (the same rules as `list`). */
+  listShared(owner: PeerId): Promise<string[]>;
+
+  /** Atomically publishes files directly into `<relay>/<self>/`, for every member to read. */
+  publishShared(files: readonly RelayFile[], options?: PublishOptions): Promise<void>;
+
   /** Removes files from `<self>/<dir>/`. Missing files are fine; a linked folder is BAD_ENTRY. */
   remove(dir: PeerId, names: readonly string[]): Promise<void>;
+
+  /** Removes files directly from `<self>/`. Missing files are fine. */
+  removeShared(names: readonly string[]): Promise<void>;
 
   /** Bytes of relay files this peer holds in its folder (what counts against its quota). */
   usage(): Promise<number>;

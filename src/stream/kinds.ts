@@ -31,7 +31,8 @@ export const MSG = defineKind('msg', /^msg-\d{12}\.dmp$/, (body): string => {
   return body;
 });
 
-export const ACK = defineKind('ack', /^ack\.dmp$/, (body): AckBody => {
+/** The body of a cumulative ack with resend requests: the direct stream's, and the broadcast's. */
+export function parseAckBody(body: unknown, what = 'ack'): AckBody {
   const ack = body as Partial<AckBody> | null;
   if (
     typeof ack !== 'object' ||
@@ -42,7 +43,9 @@ export const ACK = defineKind('ack', /^ack\.dmp$/, (body): AckBody => {
     ack.resend.length > MAX_RESEND ||
     !ack.resend.every((seq) => Number.isSafeInteger(seq) && seq > 0)
   ) {
-    throw new DmpError('PROTOCOL', 'ack body is malformed');
+    throw new DmpError('PROTOCOL', `${what} body is malformed`);
   }
   return { through: ack.through ?? 0, resend: ack.resend };
-});
+}
+
+export const ACK = defineKind('ack', /^ack\.dmp$/, (body) => parseAckBody(body));

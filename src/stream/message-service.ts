@@ -50,9 +50,9 @@ export class MessageService {
   receiving(onDelivered: (peer: PeerId, messages: InboxMessage[]) => void): IncomingHandler {
     return {
       kinds: [MSG],
-      handle: async (peer, names) => {
+      handle: async (peer, names, { blocked }) => {
         const receiver = this.receiver(peer);
-        const delivered = await receiver.poll(names);
+        const delivered = await receiver.poll(names, { drop: blocked });
         if (delivered.length > 0) onDelivered(peer, delivered);
         return receiver.hasMore;
       },

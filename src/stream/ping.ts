@@ -42,7 +42,9 @@ export class PingResponder implements IncomingHandler {
   constructor(private readonly ctx: Omit<PingComponents, 'feed'>) {}
 
   /** Answers the pings in `names` (the ping files of a fresh listing of `<relay>/<peer>/<self>/`). */
-  async handle(peer: PeerId, names: readonly string[]): Promise<void> {
+  async handle(peer: PeerId, names: readonly string[], context?: { blocked: boolean }): Promise<void> {
+    // A blocked peer's pings go unanswered, as if nobody ran.
+    if (context?.blocked) return;
     const pings = new Set<string>();
     for (const name of names) {
       const nonce = parsePingName(name);

@@ -9,7 +9,7 @@
  * - A file that fails authentication is never delivered: it is logged with peer and file, and
  *   the ack asks the sender to publish it again.
  */
-import { readJsonFile } from '../local/files.js';
+import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
 import { type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
@@ -33,6 +33,8 @@ export interface InboxMessage {
   text: string;
   sentAt: number;
   receivedAt: number;
+  /** A broadcast to every member, not a message to this peer alone. */
+  broadcast?: true;
 }
 
 /** At most this many messages, and about this much text, are delivered in one batch. */
@@ -69,7 +71,7 @@ export class MessageReceiver {
    * batch (BATCH_MESSAGES, or BATCH_BYTES of text), so that memory stays bounded however many
    * wait; `hasMore` then asks for another pass.
    */
-  async poll(names: readonly string[]): Promise<InboxMessage[]> {
+  async poll(names: readonly string[], options: { drop?: boolean } = {}): Promise<InboxMessage[]> {
     let through = await this.loadDelivered();
     // Only the bounds of what is listed are kept, not a set of every number: a backlog of
     // 100,000 messages is then a few numbers here.
@@ -114,7 +116,14 @@ export class MessageReceiver {
       });
       bytes += message.body.length;
     }
-    if (delivered.length > 0) {
+    if (delivered.length > 0 && options.drop) {
+      // A blocked peer's messages are acknowledged and dropped: only how far is recorded.
+      await writeJsonFile(this.ctx.home.stream(this.peer, 'inbox.json'), {
+        deliveredThrough: through + delivered.length,
+      });
+      this.deliveredThrough = through + delivered.length;
+      delivered.length = 0;
+    } else if (delivered.length > 0) {
       await this.inbox.append(delivered);
       this.deliveredThrough = through + delivered.length;
     }

@@ -9,18 +9,18 @@
  * - Files are deleted from the relay only once the peer's ack covers them.
  */
 import { tokenLength } from '../crypto/fernet.js';
-import { DmpError } from '../errors.js';
+import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { Journal } from '../local/journal.js';
 import { withLock } from '../local/lock.js';
-import { type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
+import { decodeEnvelope, type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
 import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota, type WaitForRoom } from '../node/quota.js';
 import type { PeerId } from '../util/peer-id.js';
 import { formatSize } from '../util/size.js';
-import { ACK, type AckBody, MAX_MESSAGE_BYTES } from './kinds.js';
+import { ACK, type AckBody, MAX_MESSAGE_BYTES, MSG } from './kinds.js';
 import { ACK_NAME, MAX_SEQ, messageName, parseMessageName } from './names.js';
 
 export type MessageSenderComponents = Pick<
@@ -255,13 +255,41 @@ export class MessageSender {
     return (await this.currentState()).nextSeq - 1;
   }
 
+  /** True when our own file `name` opens with the pair key and says it is message `seq` to the peer. */
+  private async isOurs(name: string, seq: number): Promise<boolean> {
+    const read = await this.ctx.relay.read(this.ctx.self, this.peer, name, { maxBytes: MAX_CONTROL_FILE });
+    if (!read) return false;
+    try {
+      const envelope = decodeEnvelope(this.ctx.sealer.open(this.peer, read.data), {
+        kind: MSG,
+        from: this.ctx.self,
+        to: this.peer,
+        seq,
+      });
+      return envelope.seq === seq;
+    } catch (error) {
+      if (isDmpError(error, 'AUTH') || isDmpError(error, 'PROTOCOL')) return false;
+      throw error;
+    }
+  }
+
   /** Derives the next number from every fact available, so a lost state file cannot reuse one. */
   private async currentState(): Promise<SenderState> {
     const state = (await readJsonFile<SenderState>(this.statePath)) ?? { nextSeq: 1, ackedThrough: 0 };
     const lastLogged = (await this.log.last())?.seq ?? 0;
+    // Our folder may hold files we did not write (a member's forgery, synced in from its copy):
+    // a number counts only when its file opens as ours; one that does not is removed.
     let lastPublished = 0;
+    const forged: string[] = [];
     for (const name of await this.ctx.relay.list(this.ctx.self, this.peer)) {
-      lastPublished = Math.max(lastPublished, parseMessageName(name) ?? 0);
+      const seq = parseMessageName(name) ?? 0;
+      if (seq <= Math.max(lastPublished, lastLogged)) continue;
+      if (await this.isOurs(name, seq)) lastPublished = seq;
+      else forged.push(name);
+    }
+    if (forged.length > 0) {
+      this.ctx.logger.log('warn', 'foreign-files-removed', { peer: this.peer, files: forged });
+      await this.ctx.relay.remove(this.peer, forged);
     }
     const acked = await this.peerAcked();
     state.ackedThrough = Math.max(state.ackedThrough, acked);

@@ -1,6 +1,7 @@
 /** Block sizes that fit the quota: a chunk is one block plus its header and Fernet framing. */
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError } from '../errors.js';
+import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from './control.js';
 
 /** Header and Fernet framing added to each block; the quota must hold one block plus this. */
 export const CHUNK_OVERHEAD = 1024;
@@ -22,5 +23,19 @@ export function checkQuotaHoldsBlock(quota: number, blockSize: number): void {
       'USAGE',
       `quota (${quota} bytes) must be larger than one block (${blockSize} bytes) plus ${CHUNK_OVERHEAD} bytes of framing`,
     );
+  }
+}
+
+/**
+ * A block size a receiver accepts: receivers refuse offers of blocks under 1 KiB (the smallest
+ * size the original DFTP gave as an example; 1-byte blocks made one chunk file per byte) or over
+ * 256 MiB.
+ */
+export function checkBlockSize(blockSize: number): void {
+  if (!Number.isSafeInteger(blockSize) || blockSize < MIN_BLOCK_SIZE) {
+    throw new DmpError('USAGE', `block size ${blockSize} is too small: give at least 1k (${MIN_BLOCK_SIZE} bytes)`);
+  }
+  if (blockSize > MAX_BLOCK_SIZE) {
+    throw new DmpError('USAGE', `block size ${blockSize} is too large: give at most 256m`);
   }
 }

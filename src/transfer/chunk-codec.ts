@@ -12,7 +12,7 @@
  * carries the SHA-256 of the whole file, computed while the file was streamed.
  */
 import { DmpError, isDmpError } from '../errors.js';
-import { MAX_JSON_DEPTH } from '../node/envelope.js';
+import { MAX_JSON_DEPTH, PROTOCOL_VERSION } from '../node/envelope.js';
 import { parseBoundedJson } from '../util/bounded-json.js';
 import { isPeerId, type PeerId } from '../util/peer-id.js';
 import { MAX_CHUNKS, TID_PATTERN } from './names.js';
@@ -80,7 +80,7 @@ export function decodeChunkPlaintext(plaintext: Buffer): { header: ChunkHeader; 
     typeof header !== 'object' ||
     header === null ||
     Array.isArray(header) ||
-    header.v !== 1 ||
+    header.v !== PROTOCOL_VERSION ||
     !isPeerId(header.from) ||
     !isPeerId(header.to) ||
     typeof header.tid !== 'string' ||

@@ -4,10 +4,11 @@
  * sides.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink, utimes } from 'node:fs/promises';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { NodeComponents } from '../node/node.js';
 import type { PeerId } from '../util/peer-id.js';
+import { MIN_BLOCK_SIZE } from './control.js';
 import { offerName, parseChunkName } from './names.js';
 
 type OutgoingComponents = Pick<NodeComponents, 'self' | 'relay' | 'home' | 'clock'>;
@@ -27,6 +28,20 @@ function stateDir(ctx: Pick<NodeComponents, 'home'>): string {
   return ctx.home.transfers('out');
 }
 
+/** The state file of one outgoing transfer. */
+export function outgoingStatePath(ctx: Pick<NodeComponents, 'home'>, tid: string): string {
+  return `${stateDir(ctx)}/${tid}.json`;
+}
+
+/**
+ * Records that the transfer moved on, as the state file's mtime (what `dftp list` shows as its
+ * last activity): the state itself does not change while it runs.
+ */
+export async function touchOutgoing(ctx: Pick<NodeComponents, 'home' | 'clock'>, tid: string): Promise<void> {
+  const seconds = ctx.clock.now() / 1000;
+  await utimes(outgoingStatePath(ctx, tid), seconds, seconds).catch(() => {});
+}
+
 /** Finds the interrupted transfer of this file to this peer, or starts a new one. */
 export async function resumeOrStart(
   ctx: OutgoingComponents,
@@ -42,7 +57,9 @@ export async function resumeOrStart(
     if (!file.endsWith('.json')) continue;
     const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
     if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
-    if (state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
+    // Receivers refuse blocks under MIN_BLOCK_SIZE (older versions allowed them): start over.
+    const usable = state.blockSize >= MIN_BLOCK_SIZE;
+    if (usable && state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
     // The file changed since the interrupted send: that transfer can never verify. Withdraw it.
     await withdraw(ctx, state);
   }
@@ -56,7 +73,7 @@ export async function resumeOrStart(
     blockSize,
     createdAt: ctx.clock.now(),
   };
-  await writeJsonFile(`${dir}/${state.tid}.json`, state);
+  await writeJsonFile(outgoingStatePath(ctx, state.tid), state);
   return state;
 }
 
@@ -71,7 +88,7 @@ export async function withdraw(ctx: OutgoingComponents, state: OutgoingState): P
     names.filter((name) => name !== offerName(state.tid)),
   );
   await ctx.relay.remove(state.peer, [offerName(state.tid)]);
-  await unlink(`${stateDir(ctx)}/${state.tid}.json`).catch(() => {});
+  await unlink(outgoingStatePath(ctx, state.tid)).catch(() => {});
 }
 
 /** Every outgoing transfer this home remembers. */

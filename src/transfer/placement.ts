@@ -5,7 +5,8 @@
 import { constants } from 'node:fs';
 import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
 import { DmpError, errnoCode } from '../errors.js';
-import { freeName, pathRefused } from './safe-path.js';
+import { freeName } from '../local/free-name.js';
+import { pathRefused } from './safe-path.js';
 
 /** Never through a link (the flag does not exist on Windows, where links need privileges). */
 const NO_FOLLOW = constants.O_NOFOLLOW ?? 0;

@@ -117,7 +117,9 @@ export class TransferReceiver implements IncomingHandler {
     return incomingStatePath(this.ctx.home, peer, tid);
   }
 
-  async handle(peer: PeerId, names: readonly string[]): Promise<boolean> {
+  async handle(peer: PeerId, names: readonly string[], context?: { blocked: boolean }): Promise<boolean> {
+    // A blocked peer's offers are left alone: no answer, as if no receiver ran.
+    if (context?.blocked) return false;
     if (this.options.from !== undefined && peer !== this.options.from) return false;
     const offers = new Set<string>();
     const chunks = new Map<string, number[]>();

@@ -5,7 +5,7 @@
  * result must stay inside the output folder.
  */
 import { lstat, mkdir, realpath } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
 
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
@@ -147,20 +147,4 @@ export async function outputFolder(
   const real = await realpath(folder);
   if (real !== root && !real.startsWith(root + sep)) throw pathRefused(dirs.join('/'), 'outside', folder);
   return real;
-}
-
-/** `name.ext`, `name (1).ext`, `name (2).ext`, ... : the first that does not exist. */
-export async function freeName(path: string, taken: (candidate: string) => boolean = () => false): Promise<string> {
-  const ext = extname(path);
-  const stem = path.slice(0, path.length - ext.length);
-  for (let n = 0; ; n += 1) {
-    const candidate = n === 0 ? path : `${stem} (${n})${ext}`;
-    if (taken(candidate)) continue;
-    try {
-      await lstat(candidate);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return candidate;
-      throw error;
-    }
-  }
 }

@@ -11,10 +11,10 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode } from '../errors.js';
-import { acquireLock } from '../local/lock.js';
+import { acquireLock, removeDeadLocks } from '../local/lock.js';
 import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
 import { isRefused } from '../node/inbound.js';
 import type { NodeComponents } from '../node/node.js';
@@ -22,12 +22,12 @@ import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota } from '../node/quota.js';
 import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
-import { CHUNK_OVERHEAD, checkQuotaHoldsBlock } from './block-size.js';
+import { CHUNK_OVERHEAD, checkBlockSize, checkQuotaHoldsBlock } from './block-size.js';
 import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
 import { OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
-import { type OutgoingState, resumeOrStart, withdraw } from './outgoing-state.js';
+import { type OutgoingState, resumeOrStart, touchOutgoing, withdraw } from './outgoing-state.js';
 
 export type TransferSenderComponents = Pick<
   NodeComponents,
@@ -36,6 +36,8 @@ export type TransferSenderComponents = Pick<
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
 const PIPELINE_DEPTH = 2;
+/** How often progress is recorded in the state file (its mtime: the last activity `dftp list` shows). */
+const TOUCH_EVERY_MS = 5000;
 
 export interface SendFileOptions {
   blockSize: number;
@@ -56,6 +58,7 @@ export async function sendFile(
   source: { path: string; name: string },
   options: SendFileOptions,
 ): Promise<SendFileResult> {
+  checkBlockSize(options.blockSize);
   checkQuotaHoldsBlock(ctx.quota, options.blockSize);
   const path = resolve(source.path);
   let info: Awaited<ReturnType<typeof stat>>;
@@ -77,6 +80,9 @@ export async function sendFile(
     return await new OutgoingTransfer(ctx, state, options).run();
   } finally {
     await release();
+    // A sender killed mid-transfer leaves its lock and pid file until that transfer runs again,
+    // which may be never.
+    await removeDeadLocks(dirname(ctx.home.lock('send-')), 'send-');
   }
 }
 
@@ -92,6 +98,10 @@ class OutgoingTransfer {
   private readonly inRelay = new Set<number>();
   private lastStatusVersion: string | undefined;
   private waitingSaid = false;
+  /** Whether the offer event was emitted: no progress event may come before it. */
+  private announced = false;
+  /** When the state file last recorded progress. */
+  private touchedAt = 0;
   /** What the last 'waiting' event from the quota said. */
   private lastWaiting: string | undefined;
   /** When the offer was last published: it is published again while no status ever came. */
@@ -116,16 +126,28 @@ class OutgoingTransfer {
     this.unsubscribe = subscription.unsubscribe;
   }
 
+  /** Bytes the receiver has durably written, by its last status. */
+  private haveBytes(): number {
+    let bytes = 0;
+    for (const index of this.have) if (index < this.plan.count) bytes += chunkRange(this.plan, index).length;
+    return bytes;
+  }
+
   private emitProgress(): void {
     this.waitingSaid = false;
-    let bytes = 0;
-    for (const index of this.have) bytes += chunkRange(this.plan, index).length;
+    // The offer event comes first; it carries what the receiver held at the start.
+    if (!this.announced) return;
+    const now = this.ctx.clock.now();
+    if (now - this.touchedAt >= TOUCH_EVERY_MS) {
+      this.touchedAt = now;
+      void touchOutgoing(this.ctx, this.state.tid);
+    }
     this.options.onEvent?.({
       event: 'progress',
       peer: this.state.peer,
       file: this.state.name,
       tid: this.state.tid,
-      bytes,
+      bytes: this.haveBytes(),
       total: this.state.size,
     });
   }
@@ -140,6 +162,9 @@ class OutgoingTransfer {
         const chunk = parseChunkName(name);
         if (chunk?.tid === state.tid) this.inRelay.add(chunk.index);
       }
+      // A resumed send says how far the receiver got before it says anything else.
+      if (state.resumed) await this.readStatus();
+      this.announced = true;
       this.options.onEvent?.({
         event: 'offer',
         peer: state.peer,
@@ -147,6 +172,11 @@ class OutgoingTransfer {
         tid: state.tid,
         total: state.size,
         resumed: state.resumed ?? false,
+        bytes: this.haveBytes(),
+        blockSize: state.blockSize,
+        ...(state.resumed && this.options.blockSize !== state.blockSize
+          ? { askedBlockSize: this.options.blockSize }
+          : {}),
       });
       if (!present.includes(offerName(state.tid))) await this.publishOffer();
       await this.readStatus();
@@ -186,6 +216,8 @@ class OutgoingTransfer {
             recycle(freeBlocks, done.parts[1], blockSize);
             return done.token;
           });
+          // Awaited in order below; until then a failure must not count as unhandled.
+          token.catch(() => {});
           encrypting.push({ index, token });
           while (encrypting.length >= PIPELINE_DEPTH) await publishOldest();
         }
@@ -297,7 +329,7 @@ class OutgoingTransfer {
     const last = index === this.plan.count - 1;
     return encodeChunkPlaintext(
       {
-        v: 1,
+        v: PROTOCOL_VERSION,
         from: this.ctx.self,
         to: this.state.peer,
         tid: this.state.tid,

@@ -3,7 +3,8 @@
  * with its relative layout ("dir/sub/file"). Symbolic links and special files are skipped, not
  * followed: a link could lead outside what the user meant to send.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
 
@@ -31,12 +32,32 @@ export async function expandSources(paths: readonly string[]): Promise<{ files: 
           'USAGE',
           `cannot send ${path}: ${errnoCode(error) === 'ENOENT' ? 'no such file' : errnoCode(error)}`,
         );
-      skipped.push({ path, reason: String(errnoCode(error)) });
+      skipped.push({ path, reason: reasonOf(error) });
       return;
     }
-    if (info.isFile()) files.push({ path, name });
-    else if (info.isDirectory()) {
-      const entries = (await readdir(path)).sort();
+    if (info.isFile()) {
+      // Inside a directory, a file that cannot be read is left out and named, not a reason to
+      // send nothing at all; a file named on the command line fails when it is opened.
+      if (!top) {
+        const denied = await access(path, constants.R_OK).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        if (denied !== undefined) {
+          skipped.push({ path, reason: reasonOf(denied) });
+          return;
+        }
+      }
+      files.push({ path, name });
+    } else if (info.isDirectory()) {
+      let entries: string[];
+      try {
+        entries = (await readdir(path)).sort();
+      } catch (error) {
+        if (top) throw new DmpError('IO', `cannot read ${path}: ${reasonOf(error)}`, { cause: error });
+        skipped.push({ path, reason: reasonOf(error) });
+        return;
+      }
       for (const entry of entries) await visit(join(path, entry), `${name}/${entry}`, false);
     } else if (top && info.isSymbolicLink()) {
       // A link named on the command line is what the user means: send its target.
@@ -48,4 +69,12 @@ export async function expandSources(paths: readonly string[]): Promise<{ files: 
   };
   for (const path of paths) await visit(path, basename(resolve(path)), true);
   return { files, skipped };
+}
+
+/** An errno in words, for the line that names a skipped file. */
+function reasonOf(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ENOENT') return 'gone before it could be read';
+  return code ?? (error instanceof Error ? error.message : String(error));
 }

@@ -344,6 +344,25 @@ describe('dmp send and listen', () => {
     assert.equal(result.stdout, '');
   });
 
+  test('listen --timeout without --count listens that long and exits 0, with or without messages', async () => {
+    const p = await peers();
+    assertExit(await runDmp(['send', 'bob', 'one'], { home: p.alice }), 0);
+    assertExit(await runDmp(['send', 'bob', 'two'], { home: p.alice }), 0);
+    const got = await runDmp(['listen', '--timeout', '2'], { home: p.bob });
+    assertExit(got, 0);
+    assert.equal(got.stdout, 'alice: one\nalice: two\n');
+    assert.equal(got.stderr, '', describeResult(got));
+    assert.ok(got.elapsedMs >= 2000, `it stopped after ${got.elapsedMs} ms`);
+    const quiet = await runDmp(['listen', '--timeout', '1'], { home: p.bob });
+    assertExit(quiet, 0);
+    assert.equal(quiet.stdout, '');
+    // With --count it is a deadline: fewer messages than asked for is a failure.
+    assertExit(await runDmp(['send', 'bob', 'three'], { home: p.alice }), 0);
+    const short = await runDmp(['listen', '--timeout', '2', '--count', '2'], { home: p.bob });
+    assertOneLineFailure(short, 1, /1 of 2 messages arrived in time/);
+    assert.equal(short.stdout, 'alice: three\n');
+  });
+
   test('listen prints "from: text" lines', async () => {
     const p = await peers();
     assertExit(await runDmp(['send', 'bob', 'hello', 'there'], { home: p.alice }), 0);
@@ -354,23 +373,33 @@ describe('dmp send and listen', () => {
 });
 
 describe('dmp authentication failures', () => {
-  test('a wrong key is reported as one line naming the peer, and listening goes on', async () => {
+  test('init refuses a key that opens no identity in the relay; forced, the peers refuse each other by name', async () => {
     const p = await peers();
-    // bob starts over with a key of his own.
+    // bob starts over with a key of his own: init sees that it opens none of the identities.
     await removeTree(p.bob);
-    const reinit = await runDmp(['init', '--relay', p.relay, '--id', 'bob'], { home: p.bob });
-    assertExit(reinit, 0);
-    assert.notEqual(reinit.stdout.trim(), p.key);
-    // Two messages: one file failing could be a sync glitch; two that fail the same way cannot.
-    assertExit(await runDmp(['send', 'bob', 'secret'], { home: p.alice }), 0);
-    assertExit(await runDmp(['send', 'bob', 'another'], { home: p.alice }), 0);
-    // listen does not give up on the relay for one peer's folder: it ends at its timeout.
+    const refused = await runDmp(['init', '--relay', p.relay, '--id', 'bob'], { home: p.bob });
+    assertExit(refused, 1);
+    assertNoStack(refused);
+    assert.match(refused.stderr, /this key does not open the identities of alice, bob in this relay: wrong key\?/);
+    // The taken id is refused too: bob's identity in the relay is not this new home's.
+    const forcedKey = await runDmp(['init', '--relay', p.relay, '--id', 'bob', '--force'], { home: p.bob });
+    assertExit(forcedKey, 0);
+    assert.notEqual(forcedKey.stdout.trim(), p.key);
+    // alice is told at once, in one line, and nothing is written for bob.
+    const send = await runDmp(['send', 'bob', 'secret'], { home: p.alice });
+    assertExit(send, 1);
+    assertNoStack(send);
+    assert.match(
+      send.stderr,
+      /^dmp: bob's identity does not open with this relay key \(another key, or a stranger\)\n$/,
+    );
+    // listen does not give up on the relay for one peer's folder: it names alice once and ends at its timeout.
     const result = await runDmp(['listen', '--count', '1', '--timeout', '5'], { home: p.bob });
     assertExit(result, 1);
     assertNoStack(result);
     assert.match(result.stderr, /messages arrived in time/);
     const matching = lines(result.stderr).filter((line) =>
-      /cannot authenticate files from alice: wrong relay key, or a stranger\?/.test(line),
+      /^dmp: alice's identity does not open with this relay key/.test(line),
     );
     assert.equal(matching.length, 1, describeResult(result));
     assert.equal(result.stdout, '');

@@ -53,9 +53,12 @@ interface LogLine {
 
 interface StatusJson {
   self: string;
+  at: string;
   daemon: { running: boolean; pid?: number };
-  peers: { peer: string; lastHeard?: string; outgoing: number; incoming: number }[];
+  relay: { reachable: boolean; error?: string };
+  peers: { peer: string; lastHeard?: string; outgoing?: number; incoming?: number }[];
   transfers: {
+    id: string;
     direction: string;
     peer: string;
     file: string;
@@ -63,8 +66,11 @@ interface StatusJson {
     total: number;
     rate: number;
     state: string;
+    active: boolean;
+    startedAt: string;
+    lastActivity: string;
   }[];
-  spool: { peer: string; file: string; size: number }[];
+  spool: { peer: string; file: string; size: number; since: string }[];
   relayBytes: number;
   quota: number;
 }
@@ -632,7 +638,12 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     assert.ok(bobReport, JSON.stringify(report));
     assert.equal(bobReport.outgoing, 2, JSON.stringify(report));
     assert.equal(bobReport.incoming, 1, JSON.stringify(report));
-    assert.deepEqual(report.spool, [{ peer: 'carol', file: 'for-carol.bin', size: 5000 }]);
+    assert.deepEqual(
+      report.spool.map(({ peer, file, size }) => ({ peer, file, size })),
+      [{ peer: 'carol', file: 'for-carol.bin', size: 5000 }],
+    );
+    assert.ok(!Number.isNaN(Date.parse(report.spool[0]?.since ?? '')), JSON.stringify(report.spool));
+    assert.deepEqual(report.relay, { reachable: true });
     assert.deepEqual(report.transfers, []);
     assert.equal(typeof report.relayBytes, 'number');
     assert.ok(report.relayBytes > 0, JSON.stringify(report));
@@ -642,8 +653,14 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     assert.equal(human.code, 0, describeResult(human));
     assert.match(human.stdout, /alice/, describeResult(human));
     assert.match(human.stdout, new RegExp(`running \\(pid ${aliceDaemon.child.pid}\\)`), describeResult(human));
-    assert.match(human.stdout, /bob: .*2 to send, 1 to receive/, describeResult(human));
-    assert.match(human.stdout, /queued for carol: for-carol\.bin/, describeResult(human));
+    assert.match(
+      human.stdout,
+      /^ {2}bob +.*2 messages sent, not yet read by bob; 1 new message from bob \(dmp listen shows it\)$/m,
+      describeResult(human),
+    );
+    assert.match(human.stdout, /queued for carol: for-carol\.bin \(4\.9 KiB\), since \d+ s ago/, describeResult(human));
+    // Times are relative for people; the ISO form is for --json only.
+    assert.doesNotMatch(human.stdout, /\d{4}-\d\d-\d\dT\d\d:/, describeResult(human));
 
     // When it last heard from bob (the daemon records it a few seconds after the fact).
     let heard: string | undefined;
@@ -661,6 +678,72 @@ describe('dmp daemon', { timeout: 300_000 }, () => {
     assert.deepEqual(await readdir(join(alice, 'outbox', 'carol')), ['for-carol.bin']);
     await stopDaemon(aliceDaemon);
     assert.deepEqual((await statusJson(alice)).daemon, { running: false });
+  });
+});
+
+describe('dmp status in words', { timeout: 120_000 }, () => {
+  test('a file the daemon is sending is one line "to bob", not also listed as queued', async () => {
+    const { root, alice } = await peers();
+    const aliceDaemon = await startDaemon(alice);
+    // bob runs nothing: the daemon offers the file and waits for him.
+    const source = join(root, 'waiting.bin');
+    await writeRandomFile(source, 200 * KiB);
+    const queued = await runDftp(['send', '--queue', 'bob', source], { home: alice, timeoutMs: 30_000 });
+    assert.equal(queued.code, 0, describeResult(queued));
+    assert.doesNotMatch(queued.stderr, /no daemon is running/, describeResult(queued));
+    await waitForLog(aliceDaemon, 'the offer', (line) => line.event === 'send-offer');
+    const report = await statusJson(alice);
+    assert.deepEqual(report.spool, [], JSON.stringify(report));
+    assert.equal(report.transfers.length, 1, JSON.stringify(report));
+    const [transfer] = report.transfers;
+    assert.deepEqual(
+      { direction: transfer?.direction, peer: transfer?.peer, file: transfer?.file, active: transfer?.active },
+      { direction: 'send', peer: 'bob', file: 'waiting.bin', active: true },
+    );
+    const human = await runDmp(['status'], { home: alice, timeoutMs: 30_000 });
+    assert.equal(human.code, 0, describeResult(human));
+    const mentions = lines(human.stdout).filter((line) => line.includes('waiting.bin'));
+    assert.equal(mentions.length, 1, describeResult(human));
+    assert.match(
+      mentions[0] ?? '',
+      new RegExp(
+        `^ {2}to bob +waiting\\.bin +0 B/200 KiB 0% +waiting +last activity \\d+ s ago, id ${transfer?.id.slice(0, 8)}$`,
+      ),
+      describeResult(human),
+    );
+    await stopDaemon(aliceDaemon);
+    // With no process on it, the same transfer reads as interrupted, and says how to drop it.
+    const after = await runDmp(['status'], { home: alice, timeoutMs: 30_000 });
+    assert.match(
+      after.stdout,
+      /to bob +waiting\.bin +.* interrupted .*\(dftp cancel [0-9a-f]{8} drops it\)/,
+      describeResult(after),
+    );
+  });
+
+  test('with the relay folder gone it shows what DMP_HOME knows and says the relay is unreachable', async () => {
+    const { root, relay, alice } = await peers();
+    const file = join(root, 'later.txt');
+    await writeFile(file, 'later\n');
+    const queued = await runDftp(['send', '--queue', 'bob', file], { home: alice, timeoutMs: 30_000 });
+    assert.equal(queued.code, 0, describeResult(queued));
+    await rename(relay, join(root, 'relay.away'));
+    const human = await runDmp(['status'], { home: alice, timeoutMs: 30_000 });
+    assert.equal(human.code, 0, describeResult(human));
+    assert.match(
+      human.stdout,
+      /^alice: daemon not running; relay unreachable \(.*\); showing what this machine knows$/m,
+    );
+    assert.match(human.stdout, /queued for bob: later\.txt \(6 B\), since \d+ s ago/, describeResult(human));
+    const report = await statusJson(alice);
+    assert.equal(report.relay.reachable, false);
+    assert.match(report.relay.error ?? '', /relay/);
+    assert.deepEqual(
+      report.spool.map((entry) => entry.file),
+      ['later.txt'],
+    );
+    const listed = await runDftp(['list'], { home: alice, timeoutMs: 30_000 });
+    assert.equal(listed.code, 0, describeResult(listed));
   });
 });
 

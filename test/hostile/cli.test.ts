@@ -52,9 +52,15 @@ after(async () => {
 
 /**
  * carol's folder for bob, filled with what must never stop bob: relay names that are a FIFO,
- * a folder, a link to a FIFO outside the relay, and sparse files of a gigabyte.
+ * a folder, a link to a FIFO outside the relay, and sparse files of a gigabyte. carol is a
+ * member (her identity opens with the relay key), so bob does read her folder: a stranger's
+ * folder would not be read at all.
  */
 async function hostileFolder(p: Peers): Promise<void> {
+  const carol = await runDmp(['init', '--relay', p.relay, '--id', 'carol', `--key=${p.key}`], {
+    home: join(p.root, 'home-carol'),
+  });
+  assert.equal(carol.code, 0, describeResult(carol));
   const dir = join(p.relay, 'carol', 'bob');
   await mkdir(dir, { recursive: true });
   const sparse = async (name: string) => {

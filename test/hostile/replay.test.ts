@@ -62,10 +62,12 @@ test('a finished transfer put back unchanged after it was withdrawn is not recei
       maxBytes: MAX_CONTROL_FILE,
     });
     assert.ok(read);
+    // Opened with alice and bob's pair key, as alice's own sealer would.
+    const pairKey = parseKey(await alice.pairKey('bob'));
     const opened = openEnvelope(
       {
         self: 'alice' as never,
-        sealer: new SharedKeySealer({ key: parseKey(world.key), now: () => world.clock.now(), worker: false }),
+        sealer: new SharedKeySealer({ key: pairKey, now: () => world.clock.now(), worker: false }),
         guard: new AuthGuard({ clock: world.clock, logger: silentLogger }),
         logger: silentLogger,
       },

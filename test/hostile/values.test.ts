@@ -26,7 +26,7 @@ test('a ping with a field nested 10,000 deep stops nobody: listen goes on and de
       'bob',
       `ping-${nonce}.dmp`,
       world.sealText(
-        `{"v":1,"type":"ping","from":"carol","to":"bob","seq":1,"sentAt":${world.clock.now()},"body":{"nonce":"${nonce}"},"x":${deep}}`,
+        `{"v":2,"type":"ping","from":"carol","to":"bob","seq":1,"sentAt":${world.clock.now()},"body":{"nonce":"${nonce}"},"x":${deep}}`,
       ),
     );
     const got: InboxMessage[] = [];

@@ -16,7 +16,7 @@ const expect = { kind: MSG, from: ALICE, to: BOB };
 
 function envelopeText(extra: string): Buffer {
   return Buffer.from(
-    `{"v":1,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":1795290785123,"body":"hi"${extra}}`,
+    `{"v":2,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":1795290785123,"body":"hi"${extra}}`,
   );
 }
 
@@ -47,15 +47,15 @@ describe('decodeEnvelope against hostile contents', () => {
 
   test('times the Date type cannot hold, and negative or fractional numbers, are refused', () => {
     for (const sentAt of ['1e300', '-1', '8.64e15']) {
-      const text = Buffer.from(`{"v":1,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":${sentAt},"body":"hi"}`);
+      const text = Buffer.from(`{"v":2,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":${sentAt},"body":"hi"}`);
       assert.throws(() => decodeEnvelope(text, expect), refused(), `sentAt ${sentAt}`);
     }
     for (const seq of ['-1', '1.5', '1e300']) {
-      const text = Buffer.from(`{"v":1,"type":"msg","from":"alice","to":"bob","seq":${seq},"sentAt":1,"body":"hi"}`);
+      const text = Buffer.from(`{"v":2,"type":"msg","from":"alice","to":"bob","seq":${seq},"sentAt":1,"body":"hi"}`);
       assert.throws(() => decodeEnvelope(text, { ...expect }), refused(), `seq ${seq}`);
     }
     // A clock that was never set still writes a time near 1970: that is a time.
-    const early = Buffer.from('{"v":1,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":5000,"body":"hi"}');
+    const early = Buffer.from('{"v":2,"type":"msg","from":"alice","to":"bob","seq":1,"sentAt":5000,"body":"hi"}');
     assert.equal(decodeEnvelope(early, expect).sentAt, 5000);
   });
 

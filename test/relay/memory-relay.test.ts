@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from '../../src/relay/memory-relay.js';
-import type { RelayChange } from '../../src/relay/storage.js';
+import type { RelayChange, RelayStorage } from '../../src/relay/storage.js';
 import { waitFor } from '../support/wait.js';
 import { ALICE, BOB, runStorageContract } from './storage-contract.js';
 
@@ -16,6 +16,50 @@ runStorageContract('MemoryRelay on one RelayReplica', async () => {
     },
     exists: async (path) => replica.files.has(path),
     cleanup: async () => {},
+  };
+});
+
+/**
+ * The same contract through a simulated sync engine: alice writes on replica A, bob on replica
+ * B, and every write crosses late, in random order, twice, beside temp files and conflict
+ * copies. A sync engine is eventually consistent, so each read waits until the engine is idle:
+ * what the contract then asks of the storage must hold on either side.
+ */
+runStorageContract('MemoryRelay on two replicas through SimulatedSync', async () => {
+  const a = new RelayReplica();
+  const b = new RelayReplica();
+  const sync = new SimulatedSync([a, b], {
+    seed: 7007,
+    maxDelayMs: 5,
+    duplicateRate: 0.3,
+    tempFileRate: 0.3,
+    conflictRate: 0.2,
+  });
+  const settled = <T extends RelayStorage>(storage: T): T =>
+    new Proxy(storage, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        if (!['peers', 'list', 'read', 'readShared', 'usage'].includes(String(property))) return value.bind(target);
+        return async (...args: unknown[]) => {
+          await sync.idle();
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  return {
+    alice: settled(new MemoryRelay(a, ALICE, { rescanMs: 20 })),
+    bob: settled(new MemoryRelay(b, BOB, { rescanMs: 20 })),
+    plant: async (path, data) => {
+      // A file no peer wrote appears on every machine, the way a sync tool's would.
+      a.put(path, data, false);
+      b.put(path, data, false);
+    },
+    exists: async (path) => {
+      await sync.idle();
+      return a.files.has(path) && b.files.has(path);
+    },
+    cleanup: async () => sync.stop(),
   };
 });
 

@@ -60,6 +60,7 @@ class World {
     // for the sync of each peer's new folder, as `dmp init` on the other machine would create it.
     this.a.folders.add('bob');
     this.b.folders.add('alice');
+    await this.identities();
     return this;
   }
 
@@ -105,6 +106,13 @@ class World {
   messageFiles(): { a: number; b: number } {
     const count = (replica: RelayReplica) => [...replica.files.keys()].filter((path) => MSG_FILE.test(path)).length;
     return { a: count(this.a), b: count(this.b) };
+  }
+
+  /** As `dmp init` does on each machine: both identities made, published and synced. */
+  private async identities(): Promise<void> {
+    (await this.alice()).close();
+    (await this.bob()).close();
+    await this.sync.idle();
   }
 
   async close(): Promise<void> {
@@ -327,14 +335,23 @@ describe('message streams over a simulated sync', () => {
     }
   });
 
-  test('a receiver with another key reports the sender once and goes on listening (seed 5005)', async () => {
+  test('a peer with another relay key is a stranger: refused by name on both sides, and listening goes on (seed 5005)', async () => {
     const world = await new World({ seed: 5005, maxDelayMs: 20, duplicateRate: 0.3 }).init();
     try {
-      const alice = await world.alice();
+      // bob starts over with a key of his own: his identity no longer opens with alice's key.
+      await rm(world.bobHome, { recursive: true, force: true });
+      world.bobHome = await world.home();
       const bob = await world.bob({ key: generateKey() });
+      await world.sync.idle();
       const reports: string[] = [];
-      bob.onUnauthenticated((peer) => reports.push(peer));
-      await alice.send('bob', texts(1, 3));
+      bob.onUnauthenticated((peer, reason) => reports.push(`${peer}: ${reason}`));
+      const alice = await world.alice();
+      await assert.rejects(alice.send('bob', texts(1, 3)), (error: unknown) => {
+        assert.ok(error instanceof DmpError, `not a DmpError: ${String(error)}`);
+        assert.equal(error.code, 'AUTH');
+        assert.match(error.message, /bob's identity does not open with this relay key/);
+        return true;
+      });
       // Damage from one folder is that folder's problem: listen neither fails nor stops early.
       await assert.rejects(
         bob.listen({ count: 3, timeoutMs: 15_000, signal: world.signal, onMessage: () => {} }),
@@ -344,7 +361,9 @@ describe('message streams over a simulated sync', () => {
           return true;
         },
       );
-      assert.deepEqual(reports, ['alice']);
+      assert.deepEqual(reports, [
+        "alice: alice's identity does not open with this relay key (another key, or a stranger)",
+      ]);
     } finally {
       await world.close();
     }

@@ -61,7 +61,7 @@ function concat(parts: Uint8Array[]): Buffer {
 }
 
 function header(overrides: Partial<ChunkHeader> = {}): ChunkHeader {
-  return { v: 1, from: ALICE, to: BOB, tid: TID, index: 0, offset: 0, length: 0, ...overrides };
+  return { v: 2, from: ALICE, to: BOB, tid: TID, index: 0, offset: 0, length: 0, ...overrides };
 }
 
 /** A plaintext whose header is the given object, serialised as is (possibly malformed). */
@@ -270,7 +270,7 @@ describe('chunk plaintext', () => {
       [],
       'header',
       42,
-      { ...good, v: 2 },
+      { ...good, v: 1 },
       { ...good, v: undefined },
       { ...good, from: 'Alice' },
       { ...good, from: '../x' },
@@ -429,7 +429,7 @@ describe('chunk header against hostile contents', () => {
     prefix.writeUInt16BE(json.length, 0);
     return Buffer.concat([prefix, json, Buffer.from('data')]);
   }
-  const header = `"v":1,"from":"alice","to":"bob","tid":"${TID}","index":0,"offset":0,"length":4`;
+  const header = `"v":2,"from":"alice","to":"bob","tid":"${TID}","index":0,"offset":0,"length":4`;
 
   test('a field nested 10,000 deep is a PROTOCOL error (too-deep), not a stack overflow', () => {
     const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DmpError } from '../../src/errors.js';
-import { freeName, resolveInside, safeComponent, safeRelativePath } from '../../src/transfer/safe-path.js';
+import { freeName } from '../../src/local/free-name.js';
+import { resolveInside, safeComponent, safeRelativePath } from '../../src/transfer/safe-path.js';
 import { seededRandom } from '../../src/util/random.js';
 
 const MAX_COMPONENT_BYTES = 200;
