@@ -34,6 +34,7 @@ export {
   type TransferReport,
 } from './daemon/status.js';
 export { DmpError, type ErrorCode, isDmpError } from './errors.js';
+export type { HistoryEntry } from './history/history.js';
 export { HomeLayout } from './local/home.js';
 export type { Logger, LogLevel } from './log.js';
 export type { AuthVerdict } from './node/auth-guard.js';
@@ -47,6 +48,7 @@ export {
   type ReceiveFilesOptions,
   type SendFilesOptions,
   type SendOptions,
+  type WhoEntry,
 } from './peer.js';
 export { FolderRelay, type FolderRelayOptions } from './relay/folder-relay.js';
 export { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from './relay/memory-relay.js';

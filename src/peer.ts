@@ -9,6 +9,7 @@ import { BroadcastService } from './broadcast/broadcast.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
+import { type HistoryEntry, readHistory } from './history/history.js';
 import { IdentityBook, type PeerIdentity } from './identity/book.js';
 import { fingerprint, normalizeFingerprint } from './identity/document.js';
 import type { IdentityKeys } from './identity/keys.js';
@@ -524,6 +525,7 @@ export class Peer {
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) stop.abort();
     let shown = 0;
     let failure: unknown;
     const fail = (error: unknown) => {
@@ -694,6 +696,7 @@ export class Peer {
     });
     const onAbort = () => stop.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) stop.abort();
     try {
       await this.serve({ signal: stop.signal });
       return done;
@@ -756,6 +759,17 @@ export class Peer {
     }
     await this.tracker.flush();
     return entries;
+  }
+
+  /**
+   * Messages received and sent, direct and broadcast, oldest first (what `listen` showed once,
+   * shown again). Nothing of a blocked peer is listed.
+   */
+  async history(query: { peer?: string; since?: number; limit?: number } = {}): Promise<HistoryEntry[]> {
+    const peer = query.peer === undefined ? undefined : parsePeerId(query.peer, 'peer');
+    await this.blockList.refresh();
+    const entries = await readHistory(this.components.home, this.self, await this.peers(), { ...query, peer });
+    return entries.filter((entry) => !this.blockList.has(entry.from));
   }
 
   /** Peers seen (online, or anything of theirs arriving) since `since`, ms since the epoch. */

@@ -15,6 +15,7 @@ import type { IdentityBook } from '../identity/book.js';
 import { type KeyPair, publicKeyOf } from '../identity/keys.js';
 import { signDocument, verifyDocument } from '../identity/signed.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
+import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
 import { withLock } from '../local/lock.js';
 import { defineKind, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
@@ -62,6 +63,10 @@ export interface BroadcastInit {
   retentionMs?: number;
 }
 
+/** This peer's own broadcasts as history shows them (broadcast/sent.jsonl). */
+export const sentBroadcastsOf = (home: HomeLayout) =>
+  new Journal<{ seq: number; text: string; sentAt: number }>(home.broadcast('sent.jsonl'));
+
 export class BroadcastService {
   private readonly out: Journal<BroadcastRecord>;
   private readonly delivered = new Map<PeerId, number>();
@@ -101,6 +106,8 @@ export class BroadcastService {
       }
       // The log first: it is what a damaged file is published again from.
       await this.out.append(batch);
+      // History keeps what was said after retention removed it from the log above.
+      await sentBroadcastsOf(home).append(batch.map(({ seq, body, sentAt }) => ({ seq, text: body, sentAt })));
       await relay.publishShared(batch.map((record) => ({ name: bcastName(record.seq), data: this.seal(record) })));
       state.nextSeq += batch.length;
       await writeJsonFile(home.broadcast('out.json'), state);

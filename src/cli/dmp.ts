@@ -18,6 +18,7 @@ import {
   runDaemon,
   type StatusReport,
 } from '../index.js';
+import { chatCommand } from './chat.js';
 import {
   type GlobalArgs,
   interruptSignal,
@@ -32,6 +33,7 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import { historyCommand } from './history-command.js';
 import {
   idCommand,
   pairKeyCommand,
@@ -41,6 +43,7 @@ import {
   verifyCommand,
 } from './identity-commands.js';
 import { describeLogLine } from './log-lines.js';
+import { formatMessage, messageJson, speaker } from './message-lines.js';
 import { blockCommands, blockedCommand, logoutCommand, whoCommand } from './presence-commands.js';
 import { speedsBetween, statusLines } from './status-view.js';
 import { fitEnd, styleFor, writeStderr } from './terminal.js';
@@ -222,30 +225,9 @@ interface ListenArgs extends GlobalArgs {
   timeout?: string;
 }
 
-/**
- * A message as lines for a person: the sender on the first line and every further line indented
- * by two spaces, so that no line of a message can pass for one from another sender. One final
- * line break is not shown as an empty line; control characters other than line breaks are escaped.
- */
-function formatMessage(from: string, text: string): string {
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  const [first, ...rest] = body.split(/\r?\n/).map(sanitize);
-  return `${[`${from}: ${first ?? ''}`, ...rest.map((line) => `  ${line}`)].join('\n')}\n`;
-}
-
 function printMessage(message: InboxMessage, json: boolean): void {
-  if (json) {
-    printJson({
-      from: message.from,
-      seq: message.seq,
-      text: message.text,
-      sentAt: new Date(message.sentAt).toISOString(),
-      receivedAt: new Date(message.receivedAt).toISOString(),
-      broadcast: message.broadcast === true,
-    });
-  } else {
-    process.stdout.write(formatMessage(message.broadcast ? `${message.from} (to all)` : message.from, message.text));
-  }
+  if (json) printJson(messageJson(message));
+  else process.stdout.write(formatMessage(speaker(message), message.text));
 }
 
 function listen() {
@@ -515,6 +497,8 @@ runProgram(
       send(),
       broadcastCommand(),
       listen(),
+      historyCommand(),
+      chatCommand(),
       pingCommand(),
       daemonCommand(),
       statusCommand(),

@@ -37,6 +37,7 @@ export class Wakeup {
     const inner = new AbortController();
     const onAbort = () => inner.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) inner.abort();
     try {
       await Promise.race([poked, this.clock.sleep(timeoutMs, inner.signal).catch(() => {})]);
     } finally {

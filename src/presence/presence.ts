@@ -120,9 +120,9 @@ export class PresencePublisher {
 
   private async publish(state: 'online' | 'offline', since: number, intervalMs: number): Promise<void> {
     const { relay, clock, self } = this.components;
-    // The counter must grow across restarts too: start above the published one.
-    if (this.counter === 0) this.counter = (await this.published())?.counter ?? 0;
-    this.counter += 1;
+    // The counter must grow across restarts, and when a chat and the daemon both publish for
+    // this peer: always above the one published, whoever published it.
+    this.counter = Math.max(this.counter, (await this.published())?.counter ?? 0) + 1;
     const document: PresenceDocument = {
       v: 2,
       id: self,

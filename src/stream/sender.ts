@@ -11,6 +11,7 @@
 import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
+import type { HomeLayout } from '../local/home.js';
 import { Journal } from '../local/journal.js';
 import { withLock } from '../local/lock.js';
 import { decodeEnvelope, type Envelope, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
@@ -40,6 +41,15 @@ export interface AckSeen {
 
 /** At most this many messages go into one batch: one log fsync and one directory fsync each. */
 const BATCH_MESSAGES = 5000;
+
+/** What a sender keeps of each message it sent, for history (streams/<peer>/sent.jsonl). */
+export interface SentRecord {
+  seq: number;
+  text: string;
+  sentAt: number;
+}
+
+export const sentLogOf = (home: HomeLayout, peer: PeerId) => new Journal<SentRecord>(home.stream(peer, 'sent.jsonl'));
 
 export class MessageSender {
   private readonly log: Journal<Envelope>;
@@ -101,6 +111,10 @@ export class MessageSender {
         }
         if (state.nextSeq + envelopes.length > MAX_SEQ) throw new DmpError('PROTOCOL', 'message stream exhausted');
         await this.log.append(envelopes);
+        // History keeps what was sent after the log above is cleared on acknowledgement.
+        await sentLogOf(this.ctx.home, this.peer).append(
+          envelopes.map((envelope) => ({ seq: envelope.seq, text: String(envelope.body), sentAt: envelope.sentAt })),
+        );
         await publishWithinQuota(this.ctx, bytes, () => this.ctx.relay.publish(this.peer, files, { durable: false }), {
           ...options,
           pause: async () => {

@@ -1,0 +1,159 @@
+/**
+ * dmp chat in a real terminal (tmux): two sessions over a real relay folder exchange direct
+ * messages and a broadcast, an incoming message lands while a line is half typed and the typed
+ * text survives (on screen and in what is then sent), /who, /block, a wrong command, /quit
+ * publishing offline; colour off under NO_COLOR; and plain lines when input is not a terminal.
+ */
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, afterEach, describe, test } from 'node:test';
+import { describeResult, jsonLines, killAll, makePeers, type Peers, runDmp } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
+import { cliLine, hasTmux, openTerminal, type Terminal } from './tmux.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+const terminals: Terminal[] = [];
+
+async function peers(): Promise<Peers> {
+  const made = await makePeers('dmp-chat-');
+  cleanups.push(made.cleanup);
+  return made;
+}
+
+async function chat(home: string, args: string[], env: Record<string, string> = {}): Promise<Terminal> {
+  const terminal = await openTerminal(100, 30, env);
+  terminals.push(terminal);
+  await terminal.type(cliLine('dmp', ['chat', ...args], { DMP_HOME: home, ...env }));
+  return terminal;
+}
+
+/** The last row with anything on it: where the prompt and the typed text are. */
+async function promptRow(terminal: Terminal): Promise<string> {
+  const rows = (await terminal.screen()).filter((row) => row.trim() !== '');
+  return rows.at(-1) ?? '';
+}
+
+afterEach(async () => {
+  for (const terminal of terminals.splice(0)) await terminal.close();
+});
+
+after(async () => {
+  killAll();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+const skip = !(await hasTmux()) && 'tmux is not installed';
+
+describe('dmp chat in a terminal', { skip }, () => {
+  test('two sessions talk; a half-typed line survives an incoming message; /who, /block, /quit', async () => {
+    const p = await peers();
+    const alice = await chat(p.alice, ['bob']);
+    await alice.waitFor('alice in the chat', /chat as alice with bob/);
+    const bob = await chat(p.bob, ['alice']);
+    await bob.waitFor('bob in the chat', /chat as bob with alice/);
+    await bob.waitFor('alice online for bob', /online: alice|alice is online/, 20_000);
+    await alice.waitFor('bob online for alice', /bob is online/, 20_000);
+
+    // A direct message, each way.
+    await alice.type('hello bob');
+    await bob.waitFor('alice’s message', /^\d\d:\d\d alice: hello bob$/m);
+    await alice.waitFor('alice’s own line', /^\d\d:\d\d alice → bob: hello bob$/m);
+    // Taken off the prompt: the echo of what was typed is replaced by the chat line.
+    assert.ok(!(await alice.history()).some((row) => row.includes('bob> hello bob')));
+
+    // An incoming message while bob has half a line typed.
+    await bob.keys('-l', 'half typed words');
+    await bob.waitFor('the typed text', /alice> half typed words$/m);
+    await alice.type('are you there?');
+    await bob.waitFor('the incoming line', /alice: are you there\?/);
+    assert.equal(await promptRow(bob), 'alice> half typed words');
+    const rows = await bob.screen();
+    const incoming = rows.findIndex((row) => row.includes('alice: are you there?'));
+    const prompt = rows.findIndex((row) => row === 'alice> half typed words');
+    assert.ok(incoming >= 0 && prompt > incoming, `the message above the prompt:\n${rows.join('\n')}`);
+    // The text survived in the line being edited, not just on screen: finishing it sends it all.
+    await bob.type(' and the rest');
+    await alice.waitFor('the finished line', /bob: half typed words and the rest$/m);
+
+    // A broadcast reaches bob marked as one.
+    await alice.type('/all hello everyone');
+    await bob.waitFor('the broadcast', /alice \(to all\): hello everyone/);
+
+    // /who, and a wrong command that only earns a hint.
+    await bob.type('/who');
+    await bob.waitFor('who', /^ +alice +online +last seen/m);
+    await bob.type('/frobnicate');
+    await bob.waitFor('a hint', /unknown command \/frobnicate: \/help lists them/);
+    await bob.type('/msg');
+    await bob.waitFor('a usage line', /usage: \/msg PEER TEXT/);
+
+    // /block: alice's next message is acknowledged and dropped, never shown.
+    await bob.type('/block alice');
+    await bob.waitFor('the block', /alice is now blocked/);
+    await alice.type('can you hear me?');
+    await alice.waitFor('sent', /alice → bob: can you hear me\?/);
+    const outbox = join(p.relay, 'alice', 'bob');
+    await waitFor(
+      'bob to acknowledge (and drop) it',
+      async () => (await readdir(outbox)).every((name) => !name.startsWith('msg-')),
+      20_000,
+    );
+    assert.ok(!(await bob.history()).some((row) => row.includes('can you hear me')));
+
+    // /quit says offline: alice's chat tells, and who agrees at once (no expiry wait).
+    await bob.type('/unblock alice');
+    await bob.waitFor('the unblock', /alice is now not blocked/);
+    await bob.type('/quit');
+    await bob.waitFor('goodbye', /bob is offline; bye/);
+    await alice.waitFor('bob gone', /bob went offline/, 20_000);
+    const who = await runDmp(['who', '--json'], { home: p.alice });
+    assert.equal(who.code, 0, describeResult(who));
+    assert.deepEqual(jsonLines(who.stdout), []);
+  });
+
+  test('no colour under NO_COLOR; colour otherwise', async () => {
+    const p = await peers();
+    const plain = await chat(p.alice, ['bob'], { NO_COLOR: '1' });
+    const coloured = await chat(p.bob, ['alice']);
+    await plain.waitFor('alice in the chat', /chat as alice/);
+    await coloured.waitFor('bob in the chat', /chat as bob/);
+    await plain.type('hi bob');
+    await coloured.type('hi alice');
+    await plain.waitFor('bob’s message', /bob: hi alice/);
+    await coloured.waitFor('alice’s message', /alice: hi bob/);
+    const sgr = /\x1b\[[0-9;]*m/;
+    assert.ok(!(await plain.screen({ escapes: true })).some((row) => sgr.test(row)));
+    assert.ok((await coloured.screen({ escapes: true })).some((row) => sgr.test(row)));
+  });
+});
+
+describe('dmp chat without a terminal', () => {
+  test('reads commands from a pipe and prints plain lines', async () => {
+    const p = await peers();
+    assert.equal((await runDmp(['send', 'alice', 'from before'], { home: p.bob })).code, 0);
+    // Shown once by listen; the chat's /history shows it again.
+    const listened = await runDmp(['listen', '--count', '1', '--timeout', '20'], { home: p.alice });
+    assert.equal(listened.stdout, 'bob: from before\n', describeResult(listened));
+    const result = await runDmp(['chat', 'bob'], {
+      home: p.alice,
+      input: '/history\nhello from a script\n/nonsense\n/quit\n',
+      timeoutMs: 30_000,
+    });
+    assert.equal(result.code, 0, describeResult(result));
+    assert.doesNotMatch(result.stdout, /\x1b\[/);
+    assert.match(result.stdout, /^-- chat as alice with bob/m);
+    assert.match(result.stdout, /^bob> \/history$/m);
+    assert.match(result.stdout, /^\[\d\d:\d\d\] bob: from before$/m);
+    assert.match(result.stdout, /alice → bob: hello from a script/);
+    assert.match(result.stdout, /unknown command \/nonsense/);
+    assert.match(result.stdout, /-- alice is offline; bye\n$/);
+    // What the script said was sent for real.
+    const heard = await runDmp(['listen', '--count', '1', '--timeout', '20', '--json'], { home: p.bob });
+    assert.equal(heard.code, 0, describeResult(heard));
+    assert.deepEqual(
+      jsonLines(heard.stdout).map((message) => message.text),
+      ['hello from a script'],
+    );
+  });
+});
