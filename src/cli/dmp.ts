@@ -38,6 +38,7 @@ import {
   peersCommand,
   rotateCommand,
   trustCommand,
+  unquarantineCommand,
   verifyCommand,
 } from './identity-commands.js';
 import { describeLogLine } from './log-lines.js';
@@ -506,6 +507,7 @@ runProgram(
       peersCommand(),
       verifyCommand(),
       trustCommand(),
+      unquarantineCommand(),
       rotateCommand(),
       pairKeyCommand(),
       whoCommand(),
