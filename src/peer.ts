@@ -221,8 +221,8 @@ export class Peer {
     const guard = new AuthGuard({ clock, logger, home });
     // Quarantines kept in DMP_HOME: shown by this process, and not lifted by a restart.
     await guard.load();
-    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate;
-    // a quarantine kept in DMP_HOME ends only when the user accepts a refused identity.
+    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate
+    // (a quarantine kept in DMP_HOME stays: only the user lifts one).
     book.onChange((identity) => {
       if (identity.standing === 'pinned' || identity.standing === 'verified') guard.reset(identity.peer);
       else if (identity.standing !== 'unknown') guard.refuse(identity.peer, identity.reason ?? identity.standing);
@@ -406,6 +406,9 @@ export class Peer {
       };
     });
     if (!accepted) throw new DmpError('USAGE', `${id}'s identity has not changed: nothing to accept`);
+    // New keys, a new start: a quarantine earned under the old identity ends.
+    this.components.guard.lift(id);
+    await this.components.guard.sync();
     return this.book.prepare(id, true);
   }
 

@@ -24,7 +24,9 @@
  * once it has failed for another grace period after reading resumed, so a folder that stays
  * forged is quarantined again for twice as long, and one that was repaired meanwhile is not. A
  * day without a quarantine after the last one ended forgives it: the next starts at 1 min.
- * Lifted early only by the user: dmp unquarantine, or accepting an identity that was refused.
+ * Lifted early only by the user (`lift`: dmp unquarantine, dmp trust --accept-new), never by
+ * anything read from the relay: an identity file that turns refused and back again is no more
+ * than another file in the peer's folder, which whoever forged the rest may write too.
  *
  * Quarantines are kept in DMP_HOME (src/node/quarantine-store.ts) so that other processes can
  * show them and a restart does not lift them: read by `load()`, written by `sync()`, which the
@@ -94,8 +96,6 @@ interface PeerRecord {
   /** Distinct `file@version` that failed their HMAC while nothing authenticated. */
   macFailures: Set<string>;
   unauthenticated: boolean;
-  /** Its identity is refused (changed, a stranger, unverified under strict). */
-  refused: boolean;
   reason?: string;
   /** Failing files not repaired yet, by `file@version`. */
   failures: Map<string, Failure>;
@@ -154,7 +154,6 @@ export class AuthGuard {
         authenticated: false,
         macFailures: new Set(),
         unauthenticated: false,
-        refused: false,
         failures: new Map(),
       };
       this.peers.set(peer, record);
@@ -307,24 +306,21 @@ export class AuthGuard {
   refuse(peer: PeerId, reason: string): void {
     const record = this.record(peer);
     record.authenticated = false;
-    record.refused = true;
     this.markUnauthenticated(peer, record, reason);
   }
 
   /**
-   * Forgets what was judged of `peer`: its identity was accepted anew. One that had been refused
-   * was accepted by the user (dmp trust --accept-new, dmp verify): its quarantine is lifted too.
-   * One seen for the first time by this process keeps the quarantine kept in DMP_HOME.
+   * Forgets what was judged of `peer` in this process: its identity was accepted anew. Its
+   * quarantine stays: only the user lifts one (`lift`).
    */
   reset(peer: PeerId): void {
-    const refused = this.peers.get(peer)?.refused ?? false;
     this.peers.delete(peer);
-    if (refused) this.lift(peer);
   }
 
   /**
-   * Ends `peer`'s quarantine now and forgets its level and every failure (the user's decision:
-   * dmp unquarantine). Written by the next `sync()`. Returns whether one was in force.
+   * Ends `peer`'s quarantine now and forgets its level and every failure: the user's decision
+   * (dmp unquarantine, or dmp trust --accept-new: new keys, a new start). Written by the next
+   * `sync()`; other processes notice it there. Returns whether one was in force.
    */
   lift(peer: PeerId): boolean {
     const inForce = this.inForce(peer, this.components.clock.now());

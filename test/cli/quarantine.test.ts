@@ -2,7 +2,7 @@
  * Issue 10, "Lockout", through real processes and a real relay folder: a `dmp listen` that finds
  * bob's files sealed with another key quarantines bob and keeps it in DMP_HOME; `dmp who`,
  * `dmp peers` and `dmp status`, each its own process, say so with the reason and until when;
- * `dmp unquarantine` lifts it.
+ * `dmp unquarantine` lifts it, and so does accepting bob's new identity.
  */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { encryptText, generateKey, parseKey } from '../../src/crypto/fernet.js';
 import { describeResult, jsonLines, killAll, makePeers, type RunResult, runDmp } from '../support/cli.js';
+import { removeTree } from '../support/files.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -26,7 +27,7 @@ function ok(result: RunResult): RunResult {
 const SHOWN = /quarantined until \d\d:\d\d \(in (\d+ s|1 min)\): bob's files do not authenticate/;
 
 describe('dmp quarantine', () => {
-  test('who, peers and status show a quarantined peer with its reason and end; unquarantine lifts it', async () => {
+  test('who, peers and status show a quarantined peer with its reason and end; unquarantine and trust lift it', async () => {
     const p = await makePeers('dmp-quarantine-cli-');
     cleanups.push(p.cleanup);
     // Two messages in bob's folder for alice, sealed with a key that is not their pair key.
@@ -74,5 +75,14 @@ describe('dmp quarantine', () => {
     const after = ok(await runDmp(['who'], { home: p.alice }));
     assert.equal(after.stdout, '');
     assert.doesNotMatch(ok(await runDmp(['status'], { home: p.alice })).stdout, /quarantined/);
+
+    // Quarantined again by the same files; then bob's machine is replaced and alice accepts its
+    // new identity: new keys, a new start.
+    ok(await runDmp(['listen', '--timeout', '3'], { home: p.alice }));
+    assert.match(ok(await runDmp(['who'], { home: p.alice })).stdout, SHOWN);
+    await removeTree(p.bob);
+    ok(await runDmp(['init', '--relay', p.relay, '--id', 'bob', `--key=${p.key}`, '--force'], { home: p.bob }));
+    ok(await runDmp(['trust', 'bob', '--accept-new'], { home: p.alice }));
+    assert.doesNotMatch(ok(await runDmp(['peers'], { home: p.alice })).stdout, /quarantined/);
   });
 });

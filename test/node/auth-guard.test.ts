@@ -202,13 +202,16 @@ describe('AuthGuard', () => {
       assert.equal(daemon.quarantine(CAROL), undefined);
       assert.equal(daemon.shouldLook(CAROL), true);
 
-      // An identity that was refused and is accepted by the user (dmp trust --accept-new) starts afresh.
+      // An identity file turned refused and accepted again (as whoever forged the files could
+      // write it) lifts nothing: only the user does (dmp trust --accept-new calls lift).
       daemon.failed(BOB, 'a', '1', MAC_FAILURE);
       daemon.failed(BOB, 'b', '1', MAC_FAILURE);
       assert.ok(daemon.quarantine(BOB));
       daemon.refuse(BOB, "bob's identity changed");
       daemon.reset(BOB);
-      assert.equal(daemon.quarantine(BOB), undefined);
+      assert.ok(daemon.quarantine(BOB));
+      assert.equal(daemon.shouldLook(BOB), false);
+      assert.equal(daemon.lift(BOB), true);
       await daemon.sync();
       assert.deepEqual(JSON.parse(await readFile(home.quarantine, 'utf8')), {});
     } finally {
