@@ -435,12 +435,13 @@ export class AuthGuard {
       if (now < stored.until) this.ended.delete(peer);
       else this.ended.add(peer);
     }
-    // Gone from the file: lifted by another process (or forgiven).
-    for (const peer of [...this.quarantines.keys()]) {
-      if (!(peer in file) && !this.unsaved.has(peer)) {
-        this.quarantines.delete(peer);
-        this.ended.delete(peer);
-      }
+    // Gone from the file: lifted by another process (or forgiven). A lift is the user's word
+    // that the failures seen so far are dealt with: they no longer count here either.
+    for (const [peer, quarantine] of [...this.quarantines]) {
+      if (peer in file || this.unsaved.has(peer)) continue;
+      this.quarantines.delete(peer);
+      this.ended.delete(peer);
+      if (now < quarantine.until) this.peers.get(peer)?.failures.clear();
     }
   }
 }

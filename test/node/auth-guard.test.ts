@@ -201,6 +201,9 @@ describe('AuthGuard', () => {
       await daemon.sync();
       assert.equal(daemon.quarantine(CAROL), undefined);
       assert.equal(daemon.shouldLook(CAROL), true);
+      // Lifted means dealt with: the same failures do not quarantine it again there.
+      await clock.advance(10 * MINUTE);
+      assert.equal(daemon.shouldLook(CAROL), true);
 
       // An identity file turned refused and accepted again (as whoever forged the files could
       // write it) lifts nothing: only the user does (dmp trust --accept-new calls lift).
