@@ -37,7 +37,7 @@ export { DmpError, type ErrorCode, isDmpError } from './errors.js';
 export type { HistoryEntry } from './history/history.js';
 export { HomeLayout } from './local/home.js';
 export type { Logger, LogLevel } from './log.js';
-export type { AuthVerdict } from './node/auth-guard.js';
+export type { AuthVerdict, Quarantine } from './node/auth-guard.js';
 export type { WaitReason } from './node/quota.js';
 export {
   DEFAULT_QUOTA,

@@ -21,7 +21,7 @@ import { readJsonFile, writeJsonFile } from './local/files.js';
 import { HomeLayout } from './local/home.js';
 import { acquireLock, type Release } from './local/lock.js';
 import { type Logger, silentLogger } from './log.js';
-import { AuthGuard } from './node/auth-guard.js';
+import { AuthGuard, type Quarantine } from './node/auth-guard.js';
 import { Wakeup } from './node/feed.js';
 import { Node, type NodeComponents } from './node/node.js';
 import type { WaitReason } from './node/quota.js';
@@ -137,6 +137,8 @@ export interface WhoEntry {
   online: boolean;
   /** When this machine last saw anything new of the peer (its clock), ms since the epoch. */
   lastSeen?: number;
+  /** Its files failed authentication: its folder is not read until then. */
+  quarantined?: Quarantine;
 }
 
 export interface MessageCounts {
@@ -217,8 +219,11 @@ export class Peer {
       { self, relay, home, clock, logger },
       { relayKey: key, keys, strict: options.strict },
     );
-    const guard = new AuthGuard({ clock, logger });
-    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate.
+    const guard = new AuthGuard({ clock, logger, home });
+    // Quarantines kept in DMP_HOME: shown by this process, and not lifted by a restart.
+    await guard.load();
+    // An identity accepted anew (first sight, a rotation, dmp trust) starts with a clean slate
+    // (a quarantine kept in DMP_HOME stays: only the user lifts one).
     book.onChange((identity) => {
       if (identity.standing === 'pinned' || identity.standing === 'verified') guard.reset(identity.peer);
       else if (identity.standing !== 'unknown') guard.refuse(identity.peer, identity.reason ?? identity.standing);
@@ -262,6 +267,23 @@ export class Peer {
   /** Hears, once per peer, that its files do not authenticate (another key, or a stranger). */
   onUnauthenticated(listener: (peer: PeerId, reason: string) => void): () => void {
     return this.components.guard.onUnauthenticated(listener);
+  }
+
+  /** Hears of each quarantine of a peer whose files keep failing authentication, as it begins. */
+  onQuarantined(listener: (quarantine: Quarantine) => void): () => void {
+    return this.components.guard.onQuarantined(listener);
+  }
+
+  /** The peers quarantined now: their files failed authentication; their folders are not read. */
+  quarantined(): Quarantine[] {
+    return this.components.guard.quarantined();
+  }
+
+  /** Ends `peer`'s quarantine now (dmp unquarantine); a running daemon notices within seconds. */
+  async unquarantine(peer: string): Promise<boolean> {
+    const lifted = this.components.guard.lift(parsePeerId(peer, 'peer'));
+    await this.components.guard.sync();
+    return lifted;
   }
 
   /** Hears of every failure the service loop backs off from (one peer's folder, or the relay). */
@@ -311,13 +333,18 @@ export class Peer {
     return fingerprint({ sign: this.keys.sign.public, exchange: this.keys.exchange.public });
   }
 
-  /** Every other peer of the relay with where its identity stands (reads identity files). */
-  async identities(): Promise<PeerIdentity[]> {
-    const result: PeerIdentity[] = [];
+  /** Every other peer of the relay with where its identity stands (reads identity files), and its quarantine. */
+  async identities(): Promise<(PeerIdentity & { quarantined?: Quarantine })[]> {
+    const result: (PeerIdentity & { quarantined?: Quarantine })[] = [];
     for (const peer of await this.peers()) {
       const identity = await this.book.prepare(peer, true);
       const reason = this.components.guard.reason(peer);
-      result.push(reason && !identity.reason ? { ...identity, reason } : identity);
+      const quarantined = this.components.guard.quarantine(peer);
+      result.push({
+        ...identity,
+        ...(reason && !identity.reason ? { reason } : {}),
+        ...(quarantined ? { quarantined } : {}),
+      });
     }
     return result;
   }
@@ -380,6 +407,9 @@ export class Peer {
       };
     });
     if (!accepted) throw new DmpError('USAGE', `${id}'s identity has not changed: nothing to accept`);
+    // New keys, a new start: a quarantine earned under the old identity ends.
+    this.components.guard.lift(id);
+    await this.components.guard.sync();
     return this.book.prepare(id, true);
   }
 
@@ -750,11 +780,14 @@ export class Peer {
       // Nothing of a blocked peer reaches the user, its presence included.
       if (this.blockList.has(peer)) continue;
       await this.book.prepare(peer);
-      const seen: Seen | undefined = await this.tracker.observe(peer);
+      // A quarantined peer's folder is not read: what was seen of it before is all there is.
+      const quarantined = this.components.guard.quarantine(peer);
+      const seen: Seen | undefined = quarantined ? (await this.tracker.all())[peer] : await this.tracker.observe(peer);
       entries.push({
         peer,
         online: isOnline(seen, now),
         ...(seen && seen.lastSeen > 0 ? { lastSeen: seen.lastSeen } : {}),
+        ...(quarantined ? { quarantined } : {}),
       });
     }
     await this.tracker.flush();
@@ -774,7 +807,9 @@ export class Peer {
 
   /** Peers seen (online, or anything of theirs arriving) since `since`, ms since the epoch. */
   async whoSince(since: number): Promise<WhoEntry[]> {
-    return (await this.who()).filter((entry) => entry.online || (entry.lastSeen ?? 0) >= since);
+    return (await this.who()).filter(
+      (entry) => entry.online || (entry.lastSeen ?? 0) >= since || entry.quarantined !== undefined,
+    );
   }
 
   /** Bytes of this peer's files in the relay (what counts against the quota). */

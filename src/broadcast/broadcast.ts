@@ -21,6 +21,7 @@ import { withLock } from '../local/lock.js';
 import { defineKind, MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
 import type { IncomingHandler, NodeComponents } from '../node/node.js';
 import { openEnvelope, sealEnvelope } from '../node/open.js';
+import type { RelayRead } from '../relay/storage.js';
 import { type AckBody, parseAckBody } from '../stream/kinds.js';
 import type { InboxMessage } from '../stream/receiver.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -192,7 +193,10 @@ export class BroadcastService {
     const { relay, clock, home, self } = this.components;
     const signer = this.init.book.signKeyOf(author);
     if (!signer) return [];
-    const present = new Set((await relay.listShared(author)).map(parseBcastName).filter((seq) => seq !== undefined));
+    const names = await relay.listShared(author);
+    // Failures of broadcasts no longer there (collected by their author) no longer count.
+    this.components.guard.listed(author, names, { shared: true });
+    const present = new Set(names.map(parseBcastName).filter((seq) => seq !== undefined));
     if (!this.delivered.has(author)) {
       const stored = await readJsonFile<{ through: number }>(home.stream(author, 'broadcast.json'));
       this.delivered.set(author, stored?.through ?? 0);
@@ -213,7 +217,7 @@ export class BroadcastService {
         throw error;
       });
       if (!read) break;
-      const record = this.open(author, seq, read.data, signer);
+      const record = this.open(author, seq, read, signer);
       if (!record) {
         if (this.bad.get(`${author}/${name}`) !== read.version) resend.push(seq);
         this.bad.set(`${author}/${name}`, read.version);
@@ -260,9 +264,11 @@ export class BroadcastService {
     return drop ? [] : out;
   }
 
-  private open(author: PeerId, seq: number, data: Buffer, signer: string): BroadcastRecord | undefined {
+  /** Opens broadcast `seq` of `author`, telling the guard how it went (a forgery counts toward a quarantine). */
+  private open(author: PeerId, seq: number, read: RelayRead, signer: string): BroadcastRecord | undefined {
+    const name = bcastName(seq);
     try {
-      const value = JSON.parse(decryptText(this.init.relayKey, data).toString('utf8')) as Record<string, unknown>;
+      const value = JSON.parse(decryptText(this.init.relayKey, read.data).toString('utf8')) as Record<string, unknown>;
       if (
         value.v !== 2 ||
         value.from !== author ||
@@ -276,14 +282,15 @@ export class BroadcastService {
           `broadcast ${seq} of ${author} is not signed by ${author} or does not belong here`,
         );
       }
+      this.components.guard.authenticated(author, name, { shared: true });
       return value as unknown as BroadcastRecord;
     } catch (error) {
       if (!(error instanceof SyntaxError) && !isDmpError(error)) throw error;
-      this.components.logger.log('warn', 'file-rejected', {
-        peer: author,
-        file: bcastName(seq),
-        reason: String((error as Error).message),
-      });
+      const failure = isDmpError(error)
+        ? error
+        : new DmpError('PROTOCOL', `broadcast ${seq} of ${author} is not JSON`, { cause: error });
+      this.components.guard.failed(author, name, read.version, failure, { shared: true });
+      this.components.logger.log('warn', 'file-rejected', { peer: author, file: name, reason: failure.message });
       return undefined;
     }
   }

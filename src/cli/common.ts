@@ -137,6 +137,12 @@ export function stderrLogger(program: string, verbose: boolean): Logger {
         writeStderr(`${program}: ${sanitize(String(fields.reason))}\n`);
         return;
       }
+      if (event === 'peer-quarantined') {
+        writeStderr(
+          `${program}: ${sanitize(String(fields.peer))} is quarantined for ${String(fields.minutes)} min: ${sanitize(String(fields.reason))}\n`,
+        );
+        return;
+      }
       // Said once through peer-unauthenticated above.
       if (event === 'identity-refused') return;
       const details = Object.entries(fields)

@@ -40,6 +40,7 @@ import {
   peersCommand,
   rotateCommand,
   trustCommand,
+  unquarantineCommand,
   verifyCommand,
 } from './identity-commands.js';
 import { describeLogLine } from './log-lines.js';
@@ -488,6 +489,7 @@ runProgram(
       peersCommand(),
       verifyCommand(),
       trustCommand(),
+      unquarantineCommand(),
       rotateCommand(),
       pairKeyCommand(),
       whoCommand(),

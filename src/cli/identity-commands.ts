@@ -5,6 +5,7 @@
 import type { Argv } from 'yargs';
 import { DmpError } from '../index.js';
 import { type GlobalArgs, printJson, sanitize, withGlobalOptions, withPeer } from './common.js';
+import { quarantineJson, quarantineText } from './quarantine-view.js';
 
 const PROGRAM = 'dmp';
 
@@ -28,14 +29,15 @@ export function peersCommand() {
     builder: (y: Argv) => withGlobalOptions(y).example('$0 peers', 'pinned, verified, changed, stranger, ...'),
     handler: (argv: GlobalArgs) =>
       withPeer(argv, PROGRAM, async (peer) => {
-        for (const entry of await peer.identities()) {
+        for (const { quarantined, ...entry } of await peer.identities()) {
           if (argv.json) {
-            printJson(entry);
+            printJson({ ...entry, ...(quarantined ? { quarantined: quarantineJson(quarantined) } : {}) });
             continue;
           }
           const print = entry.fingerprint ? `  ${entry.fingerprint}` : '';
           const why = entry.reason ? `\n    ${sanitize(entry.reason)}` : '';
-          process.stdout.write(`${entry.peer.padEnd(12)} ${entry.standing.padEnd(10)}${print}${why}\n`);
+          const held = quarantined ? `\n    ${quarantineText(quarantined, peer.clock.now())}` : '';
+          process.stdout.write(`${entry.peer.padEnd(12)} ${entry.standing.padEnd(10)}${print}${why}${held}\n`);
         }
       }),
   };
@@ -84,6 +86,27 @@ export function trustCommand() {
         const entry = await peer.acceptNewIdentity(argv.peer);
         if (argv.json) printJson(entry);
         else process.stderr.write(`dmp: ${entry.peer}'s new identity is pinned (${entry.fingerprint})\n`);
+      }),
+  };
+}
+
+interface UnquarantineArgs extends GlobalArgs {
+  peer: string;
+}
+
+export function unquarantineCommand() {
+  return {
+    command: 'unquarantine <peer>',
+    describe: 'read a quarantined peer again now, without waiting for its quarantine to end',
+    builder: (y: Argv) =>
+      withGlobalOptions(y)
+        .positional('peer', { type: 'string', demandOption: true })
+        .example('$0 unquarantine bob', 'after bob repaired what made his files fail (a running daemon follows)'),
+    handler: (argv: UnquarantineArgs) =>
+      withPeer(argv, PROGRAM, async (peer) => {
+        const lifted = await peer.unquarantine(argv.peer);
+        if (argv.json) printJson({ peer: argv.peer, lifted });
+        else process.stderr.write(`dmp: ${argv.peer} ${lifted ? 'is no longer' : 'was not'} quarantined\n`);
       }),
   };
 }

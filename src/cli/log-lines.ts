@@ -51,6 +51,11 @@ const DESCRIBE: Record<string, (fields: Fields) => string> = {
   'foreign-files-removed': (f) =>
     `removed files this peer did not write from its folder for ${text(f.peer)}: ${text(f.files)}`,
   'peer-authenticated': (f) => `files from ${text(f.peer)} authenticate again`,
+  'peer-quarantined': (f) =>
+    `${text(f.peer)} is quarantined for ${text(f.minutes)} min, its folder not read: ${text(f.reason)}`,
+  'peer-quarantine-ended': (f) => `the quarantine of ${text(f.peer)} ended: its folder is read again`,
+  'peer-quarantine-lifted': (f) => `the quarantine of ${text(f.peer)} was lifted`,
+  'quarantine-not-saved': (f) => `cannot save quarantines: ${text(f.error)}`,
   'file-rejected': (f) => `rejected ${text(f.file)} from ${text(f.peer)}: ${text(f.reason)}`,
   error: (f) => `${f.peer ? `${text(f.peer)}: ` : ''}${text(f.error)}`,
   'service-stopped': (f) => `the service loop stopped: ${text(f.error)}`,

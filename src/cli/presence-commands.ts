@@ -5,6 +5,7 @@
 import type { Argv } from 'yargs';
 import { DmpError } from '../index.js';
 import { type GlobalArgs, printJson, withGlobalOptions, withPeer } from './common.js';
+import { quarantineJson, quarantineText } from './quarantine-view.js';
 
 const PROGRAM = 'dmp';
 
@@ -49,19 +50,26 @@ export function whoCommand() {
       withPeer(argv, PROGRAM, async (peer) => {
         const now = peer.clock.now();
         const since = argv.since === undefined ? undefined : parseSince(argv.since, now);
+        // A quarantined peer is always listed: the user should know why nothing of it arrives.
         const entries =
-          since === undefined ? (await peer.who()).filter((entry) => entry.online) : await peer.whoSince(since);
+          since === undefined
+            ? (await peer.who()).filter((entry) => entry.online || entry.quarantined)
+            : await peer.whoSince(since);
         for (const entry of entries) {
           if (argv.json) {
             printJson({
               peer: entry.peer,
               online: entry.online,
               ...(entry.lastSeen ? { lastSeen: new Date(entry.lastSeen).toISOString() } : {}),
+              ...(entry.quarantined ? { quarantined: quarantineJson(entry.quarantined) } : {}),
             });
             continue;
           }
           const seen = entry.lastSeen ? `last seen ${ago(now - entry.lastSeen)}` : 'not seen yet';
-          process.stdout.write(`${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}\n`);
+          const quarantined = entry.quarantined ? `; ${quarantineText(entry.quarantined, now)}` : '';
+          process.stdout.write(
+            `${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}${quarantined}\n`,
+          );
         }
         if (entries.length === 0 && !argv.json) {
           process.stderr.write(since === undefined ? 'dmp: nobody is online\n' : 'dmp: nobody was seen in that time\n');

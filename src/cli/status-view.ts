@@ -5,6 +5,7 @@
  */
 import { formatSize, type StatusReport, type TransferReport } from '../index.js';
 import { sanitize } from './common.js';
+import { quarantineText } from './quarantine-view.js';
 import { ago, displayWidth, fitStart, padEnd, type Style } from './terminal.js';
 
 function plural(count: number, word: string): string {
@@ -56,6 +57,10 @@ export function statusLines(
     for (const peer of report.peers) {
       const heard = peer.lastHeard ? `last heard ${ago(Date.parse(peer.lastHeard), now)}` : 'not heard from yet';
       lines.push(`  ${padEnd(peer.peer, width)}  ${heard}; ${messagesText(peer)}`);
+      if (peer.quarantined) {
+        const { reason, until } = peer.quarantined;
+        lines.push(`  ${padEnd('', width)}  ${style.red(quarantineText({ reason, until: Date.parse(until) }, now))}`);
+      }
     }
   }
 

@@ -21,6 +21,8 @@ export interface PeerReport {
   outgoing?: number;
   /** Messages from this peer in the relay not yet delivered, plus delivered ones not yet shown. */
   incoming?: number;
+  /** Its files failed authentication: its folder is not read until `until` (ISO time). */
+  quarantined?: { reason: string; until: string };
 }
 
 export interface TransferReport {
@@ -132,13 +134,18 @@ export async function collectStatus(peer: Peer, options: { relayError?: string }
   const others = (await fromRelay(() => peer.peers())) ?? [];
   // With the relay gone, the peers this one has heard from are all there is to show.
   const known = relayError === undefined ? others : Object.keys(presence).filter(isPeerId).sort();
+  const quarantines = new Map(peer.quarantined().map((quarantine) => [quarantine.peer, quarantine]));
   const peers: PeerReport[] = [];
   for (const other of known as PeerId[]) {
     const heard = presence[other]?.lastHeard;
+    const quarantine = quarantines.get(other);
     peers.push({
       peer: other,
       ...(heard ? { lastHeard: new Date(heard).toISOString() } : {}),
       ...(await fromRelay(() => peer.messageCounts(other))),
+      ...(quarantine
+        ? { quarantined: { reason: quarantine.reason, until: new Date(quarantine.until).toISOString() } }
+        : {}),
     });
   }
   const records = await peer.transfers();

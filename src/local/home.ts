@@ -7,6 +7,7 @@
  *   <home>/state/<self>/transfers/...    DFTP sender and receiver state
  *   <home>/state/<self>/identity.json    this peer's identity keys (mode 600)
  *   <home>/state/<self>/trust.json       the identities it pinned or verified
+ *   <home>/state/<self>/quarantine.json  peers whose files fail authentication, and until when
  *   <home>/locks/...                     proper-lockfile locks between local processes
  *   <home>/tmp/                          staging for relay files when on the relay's file system
  *   <home>/inbox/<peer>/                 files the daemon received from that peer
@@ -78,6 +79,11 @@ export class HomeLayout {
   /** The peers this peer blocks. */
   get blocked(): string {
     return join(this.root, 'state', this.self, 'blocked.json');
+  }
+
+  /** Peers quarantined because their files fail authentication (src/node/auth-guard.ts). */
+  get quarantine(): string {
+    return join(this.root, 'state', this.self, 'quarantine.json');
   }
 
   /** When this peer last saw each other peer (presence, messages, files): dmp who --since. */

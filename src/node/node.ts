@@ -173,6 +173,8 @@ export class Node {
       while (!signal.aborted) {
         const again = new Set<PeerId>();
         let relayFailed = false;
+        // Quarantines begun here are written, ones lifted elsewhere noticed (both local files).
+        await guard.sync();
         try {
           const fresh = everyone ? (await relay.peers()).filter((peer) => peer !== self) : [...dirty];
           const peers = [...new Set([...fresh, ...continuing.keys()])];
@@ -219,6 +221,8 @@ export class Node {
       }
     } finally {
       unsubscribe();
+      // A quarantine begun in the last pass is kept, even when the process ends now.
+      await guard.sync();
     }
   }
 
@@ -229,6 +233,8 @@ export class Node {
     continuing: Map<PeerId, Map<IncomingHandler, readonly string[]>>,
   ): Promise<boolean> {
     const names = await this.components.relay.list(peer, this.components.self);
+    // Failures of files no longer there no longer count toward a quarantine.
+    this.components.guard.listed(peer, names);
     const context = await this.contextOf(peer);
     const signature = signatureOf(names);
     if (seen.has(peer) && seen.get(peer) !== signature) {

@@ -35,7 +35,7 @@ export function openEnvelope<B>(
   try {
     const plaintext = components.sealer.open(peer, read.data);
     const envelope = decodeEnvelope(plaintext, { kind: expect.kind, seq: expect.seq, from: peer, to: components.self });
-    components.guard.authenticated(peer);
+    components.guard.authenticated(peer, file);
     return { envelope };
   } catch (error) {
     if (!isDmpError(error, 'AUTH') && !isDmpError(error, 'PROTOCOL')) throw error;

@@ -21,6 +21,7 @@ import { signDocument, verifyDocument } from '../identity/signed.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import type { HomeLayout } from '../local/home.js';
 import type { Logger } from '../log.js';
+import type { AuthGuard } from '../node/auth-guard.js';
 import type { RelayStorage } from '../relay/storage.js';
 import type { PeerId } from '../util/peer-id.js';
 
@@ -100,6 +101,8 @@ export interface PresenceComponents {
   home: HomeLayout;
   clock: Clock;
   logger: Logger;
+  /** Told of each presence file that opens or fails (a forged one counts toward a quarantine). */
+  guard?: Pick<AuthGuard, 'authenticated' | 'failed'>;
 }
 
 export interface PresenceInit {
@@ -220,9 +223,11 @@ export class PresenceTracker {
       document = decodePresence(decryptText(this.init.relayKey, read.data), peer, signer);
     } catch (error) {
       if (!isDmpError(error)) throw error;
+      this.components.guard?.failed(peer, PRESENCE_FILE, read.version, error, { shared: true });
       this.components.logger.log('debug', 'presence-rejected', { peer, reason: error.message });
       return seen[peer];
     }
+    this.components.guard?.authenticated(peer, PRESENCE_FILE, { shared: true });
     const before = seen[peer];
     if (before && document.counter <= before.counter) return before;
     const now = clock.now();

@@ -387,7 +387,7 @@ export class TransferReceiver implements IncomingHandler {
       // Opened in place (in the crypto worker): the plaintext is a view of the buffer read into.
       const { header, data } = decodeChunkPlaintext(await this.ctx.sealer.openChunk(state.peer, read.data));
       checkChunk(header, { from: state.peer, to: this.ctx.self, tid: state.tid, index, plan });
-      this.ctx.guard.authenticated(state.peer);
+      this.ctx.guard.authenticated(state.peer, name);
       if (header.sha256 !== undefined) state.sha256 = header.sha256;
       incoming.bad.delete(index);
       return data;

@@ -1,7 +1,7 @@
 /**
- * The node's loop and the authentication guard, on a MemoryRelay and a ManualClock: dispatch by
- * kind of file, one consumer per kind, trouble in one peer's folder kept to that peer, and the
- * one rule that tells damage from another key.
+ * The node's loop, on a MemoryRelay and a ManualClock: dispatch by kind of file, one consumer per
+ * kind, trouble in one peer's folder kept to that peer. The authentication guard it consults has
+ * its own tests (auth-guard.test.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,49 +23,6 @@ import { parsePeerId } from '../../src/util/peer-id.js';
 const ALICE = parsePeerId('alice');
 const BOB = parsePeerId('bob');
 const CAROL = parsePeerId('carol');
-const MAC_FAILURE = new DmpError('AUTH', 'token failed authentication', { data: { check: 'mac' } });
-const TRUNCATED = new DmpError('AUTH', 'token has an impossible length (truncated?)');
-
-describe('AuthGuard', () => {
-  test('one clean HMAC failure is damage; a second distinct one from a peer that never authenticated is another key', () => {
-    const clock = new ManualClock();
-    const guard = new AuthGuard({ clock, logger: silentLogger });
-    const reported: string[] = [];
-    guard.onUnauthenticated((peer) => reported.push(peer));
-    assert.equal(guard.failed(ALICE, 'msg-000000000001.dmp', 'v1', MAC_FAILURE), 'damaged');
-    // The same file in the same version is the same evidence.
-    assert.equal(guard.failed(ALICE, 'msg-000000000001.dmp', 'v1', MAC_FAILURE), 'damaged');
-    assert.equal(guard.failed(ALICE, 'msg-000000000001.dmp', 'v2', MAC_FAILURE), 'unauthenticated');
-    assert.equal(guard.failed(ALICE, 'msg-000000000002.dmp', 'v1', MAC_FAILURE), 'unauthenticated');
-    assert.deepEqual(reported, ['alice'], 'reported more than once');
-    assert.equal(guard.isUnauthenticated(ALICE), true);
-  });
-
-  test('only clean HMAC failures count, and a peer that authenticated is only ever damaged', () => {
-    const guard = new AuthGuard({ clock: new ManualClock(), logger: silentLogger });
-    for (let i = 0; i < 5; i += 1) assert.equal(guard.failed(ALICE, `f${i}`, 'v', TRUNCATED), 'damaged');
-    guard.authenticated(BOB);
-    for (let i = 0; i < 5; i += 1) assert.equal(guard.failed(BOB, `f${i}`, 'v', MAC_FAILURE), 'damaged');
-    assert.equal(guard.isUnauthenticated(ALICE) || guard.isUnauthenticated(BOB), false);
-  });
-
-  test("an unauthenticated peer's folder is looked at with a doubling back-off, and one good file clears it", async () => {
-    const clock = new ManualClock();
-    const guard = new AuthGuard({ clock, logger: silentLogger });
-    guard.failed(CAROL, 'a', '1', MAC_FAILURE);
-    guard.failed(CAROL, 'b', '1', MAC_FAILURE);
-    const looks: number[] = [];
-    for (let second = 0; second <= 20; second += 1) {
-      if (guard.shouldLook(CAROL)) looks.push(clock.elapsed() / 1000);
-      await clock.advance(1000);
-    }
-    // First look after 1 s, then 2 s, 4 s, 8 s later.
-    assert.deepEqual(looks, [1, 3, 7, 15]);
-    guard.authenticated(CAROL);
-    assert.equal(guard.shouldLook(CAROL), true);
-    assert.equal(guard.isUnauthenticated(CAROL), false);
-  });
-});
 
 describe('Node', () => {
   const KIND_A: FileKind = { type: 'a', files: /^a-\d+\.dmp$/ };

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../../src/clock.js';
 import { generateKey } from '../../src/crypto/fernet.js';
+import type { Logger } from '../../src/log.js';
 import { Peer } from '../../src/peer.js';
 import { MemoryRelay, RelayReplica, SimulatedSync } from '../../src/relay/memory-relay.js';
+import type { RelayStorage } from '../../src/relay/storage.js';
 import { type PeerId, parsePeerId } from '../../src/util/peer-id.js';
 
 export const ALICE = parsePeerId('alice');
@@ -34,11 +36,19 @@ export class World {
 
   async open(
     id: PeerId,
-    options: { strict?: boolean; key?: string; broadcastRetentionMs?: number } = {},
+    options: {
+      strict?: boolean;
+      key?: string;
+      broadcastRetentionMs?: number;
+      /** Wraps the peer's relay storage (to watch what it reads). */
+      relay?: (relay: RelayStorage) => RelayStorage;
+      logger?: Logger;
+    } = {},
   ): Promise<Peer> {
     this.homes[id] ??= await mkdtemp(join(tmpdir(), `dmp-identity-${id}-`));
+    const relay = new MemoryRelay(this.replicas[id as keyof World['replicas']], id, { clock: this.clock });
     const peer = await Peer.open({
-      relay: new MemoryRelay(this.replicas[id as keyof World['replicas']], id, { clock: this.clock }),
+      relay: options.relay ? options.relay(relay) : relay,
       id,
       key: options.key ?? this.key,
       home: this.homes[id] ?? '',
@@ -46,6 +56,7 @@ export class World {
       cryptoWorker: false,
       strict: options.strict,
       broadcastRetentionMs: options.broadcastRetentionMs,
+      logger: options.logger,
     });
     this.peers.push(peer);
     return peer;
