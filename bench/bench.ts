@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (`-- --quick` for a short version; `-- --only syncthing,nncp,listen-rss` for some
- * rows): measures dmp on the machine at hand, with the real commands as separate processes over a
+ * rows; `-- --runs 1` for fewer runs per figure): measures dmp on the machine at hand, with the real commands as separate processes over a
  * local relay folder, and through two Syncthing instances on loopback (bench/syncthing-rows.ts).
  * Prints a table and writes bench/results.json. Every figure is the median of several runs, with
  * min and max.
@@ -25,6 +25,7 @@ import {
   range,
   root,
   run,
+  runsOption,
   type Setup,
   sequence,
   setup,
@@ -121,7 +122,8 @@ async function main(): Promise<void> {
   installExitHooks();
   const rows = selectedRows(process.argv);
   const everyRow = rows.size === ROWS.length;
-  const runs = quick ? 2 : 3;
+  const runsGiven = runsOption(process.argv);
+  const runs = runsGiven ?? (quick ? 2 : 3);
   const lines: string[] = [];
   const say = (line: string) => {
     lines.push(line);
@@ -160,9 +162,11 @@ async function main(): Promise<void> {
       }
     };
     await standalone('syncthing', 'syncthing', async () =>
-      (await import('./syncthing-rows.js')).syncthingRows({ quick, say }),
+      (await import('./syncthing-rows.js')).syncthingRows({ quick, runs: runsGiven, say }),
     );
-    await standalone('nncp', 'nncp', async () => (await import('./nncp-row.js')).nncpRow({ quick, say }));
+    await standalone('nncp', 'nncp', async () =>
+      (await import('./nncp-row.js')).nncpRow({ quick, runs: runsGiven, say }),
+    );
     await standalone('listen-rss', 'listenRss', async () =>
       (await import('./listen-rss.js')).listenRssRow({ quick, say }),
     );

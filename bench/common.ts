@@ -37,7 +37,22 @@ export function percentile(values: number[], p: number): number {
 /** What a bench row is given: the mode, and where to put a line of the table. */
 export interface RowOptions {
   quick: boolean;
+  /** Runs per figure when `--runs N` was given; else each row's own default. */
+  runs?: number;
   say: (line: string) => void;
+}
+
+/** `--runs N` or `--runs=N`: how many runs each figure is the median of; undefined when absent. */
+export function runsOption(argv: string[]): number | undefined {
+  const index = argv.findIndex((arg) => arg === '--runs' || arg.startsWith('--runs='));
+  if (index < 0) return undefined;
+  const value = argv[index]?.startsWith('--runs=') ? argv[index]?.slice('--runs='.length) : argv[index + 1];
+  const runs = Number(value);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) {
+    process.stderr.write('bench: --runs takes a whole number from 1 to 20\n');
+    process.exit(2);
+  }
+  return runs;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -245,7 +260,12 @@ export async function finishOrKill(procs: Proc[], what: string, timeoutMs: numbe
 
 export async function must(proc: Proc, what: string): Promise<void> {
   const code = await proc.exit;
-  if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${proc.stderr().trim().split('\n').at(-1) ?? ''}`);
+  if (code !== 0) {
+    // The last line is a summary ("1 transfer failed"): the reason is in a line or event before it.
+    const failed = proc.lines.filter((line) => line.includes('"event":"failed"')).at(-1);
+    const tail = proc.stderr().trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`${what} failed (exit ${code}): ${tail}${failed ? ` | ${failed}` : ''}`);
+  }
 }
 
 export async function makeRandomFile(path: string, size: number): Promise<void> {

@@ -138,7 +138,7 @@ export async function nncpRow(options: RowOptions): Promise<Record<string, unkno
     return { skipped: 'nncp not installed' };
   }
   const size = 256 * MiB;
-  const runs = quick ? 1 : 3;
+  const runs = options.runs ?? (quick ? 1 : 3);
   const s = await setup();
   try {
     const nncp = await configure(s.base);

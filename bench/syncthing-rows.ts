@@ -7,13 +7,14 @@
  *   defaults `dftp send` (sender on A) to `dftp receive --count 1` (on B), until the file is in
  *            place, and until the receiver exits;
  *   quota    the same with `--quota 256m`, so the whole file fits in the relay at once.
- * Then one more transfer with defaults, watched closely (bench/timeline.ts), says where the
+ * Then one more transfer of each kind, watched closely (bench/timeline.ts), says where the
  * time goes.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_QUOTA, parseSize } from '../src/index.js';
 import {
   FOLDER_ID,
   type SyncthingPair,
@@ -23,6 +24,7 @@ import {
 } from '../test/e2e/syncthing.js';
 import {
   DFTP,
+  DMP,
   exists,
   finishOrKill,
   initPeers,
@@ -52,11 +54,13 @@ const POLL_MS = 5;
 /** No single carry may take longer than this (a stuck transfer fails the row, not the machine). */
 const CARRY_TIMEOUT_MS = 300_000;
 
-interface Peers {
+export interface Peers {
   pair: SyncthingPair;
   alice: string;
   bob: string;
   key: string;
+  /** The pair key of alice and bob: offers and statuses are sealed under it. */
+  pairKey: string;
   /** Holds the source file, staging copies and the receiver's output: outside both copies. */
   work: string;
   /** Stops both instances and removes everything. */
@@ -89,7 +93,7 @@ async function names(dir: string): Promise<string[]> {
  * Nothing of a transfer is left in either copy and both instances are idle with nothing to pull,
  * so the next carry starts from the same state as the first.
  */
-async function waitQuiet(peers: Peers): Promise<void> {
+export async function waitQuiet(peers: Peers): Promise<void> {
   const { pair } = peers;
   const leftovers = async () => {
     const found: string[] = [];
@@ -122,7 +126,7 @@ async function waitQuiet(peers: Peers): Promise<void> {
 }
 
 /** Syncthing alone: the file renamed into copy A (one atomic step), until copy B holds it whole. */
-async function engineAlone(peers: Peers, source: string, size: number, expected: string): Promise<number> {
+export async function engineAlone(peers: Peers, source: string, size: number, expected: string): Promise<number> {
   const { pair } = peers;
   const stage = join(peers.work, 'engine-stage.bin');
   await copyFile(source, stage);
@@ -151,7 +155,7 @@ async function engineAlone(peers: Peers, source: string, size: number, expected:
 }
 
 /** `dftp send` on copy A to `dftp receive --count 1` on copy B. */
-async function dftpCarry(
+export async function dftpCarry(
   peers: Peers,
   source: string,
   expected: string,
@@ -199,7 +203,7 @@ async function dftpCarry(
  * Syncthing's monitor parent, once killed, leaves the real instance running as an orphan, while
  * a single process is also gone when the bench's last-resort exit hook kills it.
  */
-async function startPeers(): Promise<Peers> {
+export async function startPeers(): Promise<Peers> {
   const monitored = process.env.STMONITORED;
   process.env.STMONITORED = '1';
   let pair: SyncthingPair;
@@ -217,7 +221,10 @@ async function startPeers(): Promise<Peers> {
     // Each peer's folder reaches the other copy before anyone talks.
     await waitUntil('bob/ to appear in copy A', () => exists(join(pair.a.folder, 'bob')), 60_000);
     await waitUntil('alice/ to appear in copy B', () => exists(join(pair.b.folder, 'alice')), 60_000);
-    return { pair, alice, bob, key, work, stop };
+    const pairKeyProc = run(DMP, alice, ['pair-key', 'bob']);
+    await must(pairKeyProc, 'dmp pair-key');
+    const pairKey = pairKeyProc.lines[0]?.trim() ?? '';
+    return { pair, alice, bob, key, pairKey, work, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -231,7 +238,7 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
     return { skipped: 'syncthing not installed' };
   }
   const size = quick ? 64 * MiB : 128 * MiB;
-  const runs = quick ? 1 : 3;
+  const runs = options.runs ?? (quick ? 1 : 3);
   const peers = await startPeers();
   try {
     const source = join(peers.work, 'source.bin');
@@ -245,15 +252,24 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
       defaults.push(await dftpCarry(peers, source, expected, []));
       bigQuota.push(await dftpCarry(peers, source, expected, ['--quota', BIG_QUOTA]));
     });
-    const probe = new TimelineProbe({
-      copyA: peers.pair.a.folder,
-      copyB: peers.pair.b.folder,
-      bobHome: peers.bob,
-      key: peers.key,
-      pollMs: POLL_MS,
-    });
-    await dftpCarry(peers, source, expected, [], probe);
-    const timeline = probe.result(size);
+    // One more transfer of each kind, watched closely: where the time goes.
+    const timelines: Timeline[] = [];
+    for (const [label, extra, quota] of [
+      ['defaults', [], DEFAULT_QUOTA],
+      [`--quota ${BIG_QUOTA}`, ['--quota', BIG_QUOTA], parseSize(BIG_QUOTA)],
+    ] as const) {
+      const probe = new TimelineProbe({
+        copyA: peers.pair.a.folder,
+        copyB: peers.pair.b.folder,
+        bobHome: peers.bob,
+        pairKey: peers.pairKey,
+        pollMs: POLL_MS,
+        quota,
+        label,
+      });
+      await dftpCarry(peers, source, expected, [...extra], probe);
+      timelines.push(probe.result(size));
+    }
 
     const engineStat = summarize(engine);
     const describe = (samples: DftpSample[], target: number) => {
@@ -291,8 +307,8 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
           `= ${x(row.exitRatio.median)}`,
       );
     }
-    for (const line of formatTimeline(timeline)) say(`  ${line}`);
-    return { size, runs, engine: engineStat, ...rows, timeline };
+    for (const timeline of timelines) for (const line of formatTimeline(timeline)) say(`  ${line}`);
+    return { size, runs, engine: engineStat, ...rows, timelines };
   } finally {
     await peers.stop();
   }

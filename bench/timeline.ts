@@ -12,12 +12,13 @@
  *   deleted        its file is gone from copy A
  *
  * and the ends: the offer, the verdict (a `complete` status), the offer withdrawn, the exits.
- * Statuses are decrypted with the relay key, as any peer would.
+ * Offers and statuses are sealed under the pair key of alice and bob (protocol version 2): the
+ * probe is given it (`dmp pair-key`), as a Python reader would be.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_QUOTA, decryptText, type FernetKey, HomeLayout, parseKey, parsePeerId } from '../src/index.js';
+import { decryptText, type FernetKey, HomeLayout, parseKey, parsePeerId } from '../src/index.js';
 import { MiB, sleep } from './common.js';
 
 interface StatusSeen {
@@ -64,6 +65,8 @@ export interface WindowSummary {
 }
 
 export interface Timeline {
+  /** Which transfer: 'defaults', '--quota 256m'. */
+  label: string;
   size: number;
   blockSize: number;
   chunks: number;
@@ -90,8 +93,13 @@ export interface ProbeOptions {
   copyA: string;
   copyB: string;
   bobHome: string;
-  key: string;
+  /** The pair key of alice and bob (`dmp pair-key bob` as alice). */
+  pairKey: string;
   pollMs: number;
+  /** The sender's quota, bytes: the window of the model. */
+  quota: number;
+  /** Which transfer, for the table: 'defaults', '--quota 256m'. */
+  label: string;
 }
 
 const CHUNK = /^chunk-([0-9a-f]+)-(\d{8})\.dfc$/;
@@ -130,7 +138,7 @@ export class TimelineProbe {
   private maxInFlight = 0;
 
   constructor(private readonly options: ProbeOptions) {
-    this.key = parseKey(options.key);
+    this.key = parseKey(options.pairKey);
     this.aliceOut = join(options.copyA, 'alice', 'bob');
     this.bobSeesAlice = join(options.copyB, 'alice', 'bob');
     this.bobOut = join(options.copyB, 'bob', 'alice');
@@ -339,12 +347,13 @@ export class TimelineProbe {
     }
     const verdictOut = this.statusOut.find((entry) => entry.state === 'complete')?.at;
     const verdictIn = this.statusIn.find((entry) => entry.state === 'complete')?.at;
-    const lastWritten = Math.max(...chunks.map((moments) => moments.written ?? 0));
+    const lastWritten = latest(chunks, 'written') ?? 0;
     const medians = summarizeStages(chunks, median);
     const roundTrip = medians['round trip'] ?? 0;
-    const quota = DEFAULT_QUOTA;
+    const quota = this.options.quota;
     const rate = roundTrip > 0 ? quota / roundTrip : 0;
     return {
+      label: this.options.label,
       size,
       blockSize,
       chunks: chunks.length,
@@ -353,6 +362,8 @@ export class TimelineProbe {
         offerPublished: rel(this.moments.offerPublished),
         offerSeenByBob: rel(this.moments.offerSeenByBob),
         firstChunkPublished: rel(chunks[0]?.published),
+        lastChunkPublished: rel(latest(chunks, 'published')),
+        lastChunkSeenByBob: rel(latest(chunks, 'seenByBob')),
         lastChunkWritten: lastWritten > 0 ? rel(lastWritten) : undefined,
         verdictPublished: rel(verdictOut),
         verdictSeenByAlice: rel(verdictIn),
@@ -377,6 +388,16 @@ export class TimelineProbe {
   }
 }
 
+/** The latest moment of `stage` over the chunks, undefined when no chunk reached it. */
+function latest(chunks: readonly ChunkMoments[], stage: Exclude<keyof ChunkMoments, 'index'>): number | undefined {
+  let last: number | undefined;
+  for (const moments of chunks) {
+    const at = moments[stage];
+    if (at !== undefined && (last === undefined || at > last)) last = at;
+  }
+  return last;
+}
+
 /** A few lines for the bench table. */
 export function formatTimeline(t: Timeline): string[] {
   // A stage a few ms below zero is two clocks' read order (a process's stdout against a poll): show it as 0.00.
@@ -384,10 +405,11 @@ export function formatTimeline(t: Timeline): string[] {
   const stages = (values: Partial<Record<StageName, number>>) =>
     STAGES.map(([, , name]) => `${name} ${s(values[name])}`).join(', ');
   const lines = [
-    `timeline of one transfer with defaults (${t.chunks} chunks of ${(t.blockSize / MiB).toFixed(0)} MiB, ` +
+    `timeline of one transfer with ${t.label} (${t.chunks} chunks of ${(t.blockSize / MiB).toFixed(0)} MiB, ` +
       `at most ${t.window} in the relay at once), s after the sender started:`,
     `  start: offer published ${s(t.at.offerPublished)}, seen by bob ${s(t.at.offerSeenByBob)}; ` +
-      `first chunk published ${s(t.at.firstChunkPublished)}`,
+      `chunks published ${s(t.at.firstChunkPublished)} to ${s(t.at.lastChunkPublished)}, ` +
+      `seen by bob until ${s(t.at.lastChunkSeenByBob)}`,
     `  per chunk, median s: ${stages(t.median)}`,
   ];
   t.windows.forEach((window, i) => {
