@@ -213,6 +213,13 @@ export interface SimulatedSyncOptions {
   conflictRate?: number;
   /** Probability that a delivery arrives corrupted (one flipped byte) and stays so until rewritten. */
   corruptRate?: number;
+  /**
+   * Probability that a new version of a file the target already holds replaces it in two steps:
+   * the old file deleted, the new one put a moment later. Syncthing does this (it deletes the
+   * file in place before renaming the new one over it), so a republished file can be missing
+   * for a moment.
+   */
+  replaceGapRate?: number;
   /** Deliveries are timers of this clock. @default systemClock */
   clock?: Clock;
 }
@@ -231,7 +238,15 @@ export class SimulatedSync {
   private readonly unsubscribers: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   /** Counters of what the simulation did, for tests to assert the hazards really happened. */
-  readonly stats = { delivered: 0, duplicated: 0, tempFiles: 0, conflicts: 0, corrupted: 0, deleted: 0 };
+  readonly stats = {
+    delivered: 0,
+    duplicated: 0,
+    tempFiles: 0,
+    conflicts: 0,
+    corrupted: 0,
+    deleted: 0,
+    replaceGaps: 0,
+  };
 
   constructor(
     private readonly replicas: RelayReplica[],
@@ -245,6 +260,7 @@ export class SimulatedSync {
       tempFileRate: options.tempFileRate ?? 0,
       conflictRate: options.conflictRate ?? 0,
       corruptRate: options.corruptRate ?? 0,
+      replaceGapRate: options.replaceGapRate ?? 0,
     };
     for (const replica of replicas) {
       this.applied.set(replica, new Map());
@@ -314,23 +330,40 @@ export class SimulatedSync {
           const applied = this.applied.get(target)!;
           const seen = applied.get(path) ?? 0;
           if (seen > stored.version) return;
+          // Drawn only when the hazard is on, so that other seeds replay as they always did.
+          const gap =
+            this.options.replaceGapRate > 0 && target.files.has(path) && this.random() < this.options.replaceGapRate;
           applied.set(path, stored.version);
-          let data = stored.data;
-          if (corrupt) {
-            data = Buffer.from(data);
-            const at = Math.floor(this.random() * data.length);
-            data[at] = (data[at] ?? 0) ^ 0x20;
-            this.stats.corrupted += 1;
+          if (gap) {
+            this.stats.replaceGaps += 1;
+            target.delete(path, false);
+            this.later(() => {
+              if ((applied.get(path) ?? 0) > stored.version) return;
+              this.deliver(target, path, stored, corrupt);
+            });
+            return;
           }
-          this.stats.delivered += 1;
-          target.put(path, data, false, stored.version);
-          if (this.random() < this.options.conflictRate) {
-            this.stats.conflicts += 1;
-            const conflict = path.replace(/\.(dmp|dfc)$/, '.sync-conflict-20260101-120000-ABCDEFG.$1');
-            target.put(conflict, Buffer.from(data), false);
-          }
+          this.deliver(target, path, stored, corrupt);
         });
       }
+    }
+  }
+
+  /** Puts one delivered version into `target`, damaged when `corrupt`, maybe with a conflict copy. */
+  private deliver(target: RelayReplica, path: string, stored: { data: Buffer; version: number }, corrupt: boolean) {
+    let data = stored.data;
+    if (corrupt) {
+      data = Buffer.from(data);
+      const at = Math.floor(this.random() * data.length);
+      data[at] = (data[at] ?? 0) ^ 0x20;
+      this.stats.corrupted += 1;
+    }
+    this.stats.delivered += 1;
+    target.put(path, data, false, stored.version);
+    if (this.random() < this.options.conflictRate) {
+      this.stats.conflicts += 1;
+      const conflict = path.replace(/\.(dmp|dfc)$/, '.sync-conflict-20260101-120000-ABCDEFG.$1');
+      target.put(conflict, Buffer.from(data), false);
     }
   }
 

@@ -46,6 +46,13 @@ import { outputFolder, resolveInside, safeRelativePath } from './safe-path.js';
 const READ_AHEAD = 2;
 /** The longest reason a status carries (the sender's check allows 1000 characters). */
 const MAX_REASON = 500;
+/**
+ * How long an offer must stay missing before it counts as withdrawn. A sync engine may replace
+ * a file by deleting the old one before it moves the new one into place (Syncthing does), so
+ * an offer the sender publishes again is missing for a moment: taken for a withdrawal, it cost
+ * the partial file of a transfer still running.
+ */
+const WITHDRAWN_AFTER_MS = 500;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -98,6 +105,8 @@ export class TransferReceiver implements IncomingHandler {
   private readonly finished: FinishedTransfers;
   /** Replayed offers (peer/tid) being answered with their old verdict. */
   private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
+  /** Transfers (peer/tid) whose offer was missing at the last look, and since when. */
+  private readonly missingSince = new Map<string, number>();
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -134,6 +143,7 @@ export class TransferReceiver implements IncomingHandler {
       }
     }
     for (const tid of offers) {
+      this.missingSince.delete(`${peer}/${tid}`);
       if (await this.answerReplay(peer, tid)) continue;
       const incoming = await this.load(peer, tid);
       if (!incoming) continue;
@@ -540,17 +550,24 @@ export class TransferReceiver implements IncomingHandler {
 
   /**
    * When the sender withdrew an offer (done, or cancelled), drop our status file, and drop the
-   * partial of a transfer that never completed.
+   * partial of a transfer that never completed. An offer is withdrawn when it is still missing
+   * WITHDRAWN_AFTER_MS after a look first found it missing: it may only be being replaced.
    */
   private async collectGarbage(peer: PeerId, offers: Set<string>): Promise<void> {
     const ours = await this.ctx.relay.list(this.ctx.self, peer);
+    const now = this.ctx.clock.now();
     const stale = ours.filter((name) => {
       const tid = parseStatusName(name);
-      return tid !== undefined && !offers.has(tid);
+      if (tid === undefined || offers.has(tid)) return false;
+      const key = `${peer}/${tid}`;
+      const since = this.missingSince.get(key);
+      if (since === undefined) this.missingSince.set(key, now);
+      return since !== undefined && now - since >= WITHDRAWN_AFTER_MS;
     });
     for (const name of stale) {
       const tid = parseStatusName(name) ?? '';
       const key = `${peer}/${tid}`;
+      this.missingSince.delete(key);
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
       await known?.handle?.close().catch(() => {});

@@ -734,6 +734,38 @@ describe('DFTP over a simulated sync', () => {
     }
   });
 
+  test('an offer published again goes missing for a moment on the way (Syncthing deletes before it replaces): the receiver does not take it for a withdrawal (seed 6414)', async () => {
+    // Every file replaced in bob's copy is deleted first and put back a moment later. Statuses
+    // are lost on the way for the first 2.5 s, so alice publishes her offer again while bob
+    // receives.
+    const world = await new World({ seed: 6414, ...HAZARDS, replaceGapRate: 1 }).init();
+    const until = world.clock.now() + 2500;
+    const unhook = loseCopies(world.a, /^bob\/alice\/status-[0-9a-f]{16}\.dmp$/, () => world.clock.now() < until);
+    const offer = /^alice\/bob\/offer-[0-9a-f]{16}\.dmp$/;
+    let offerGaps = 0;
+    const unwatch = world.b.subscribe((path, local) => {
+      if (!local && offer.test(path) && !world.b.files.has(path)) offerGaps += 1;
+    });
+    try {
+      const data = randomData(6414, 600 * KiB);
+      const source = await world.source('replaced.bin', data);
+      const { receiverEvents } = await world.exchange([source], 1);
+      await assertReceived(world, 'replaced.bin', data, source);
+      assert.deepEqual(
+        receiverEvents.filter((event) => event.event === 'failed'),
+        [],
+        'the receiver took a replaced offer for a withdrawal',
+      );
+      assert.ok(unhook() > 0, 'no status was lost: the offer was not published again');
+      // One deletion is the withdrawal at the end; any other was a replacement's gap.
+      assert.ok(offerGaps >= 2, `the offer never went missing while it was replaced (${offerGaps} deletions)`);
+    } finally {
+      unwatch();
+      unhook();
+      await world.close();
+    }
+  });
+
   test('a damaged copy of a status does not fail the sender: the file still arrives (seed 6313)', async () => {
     const world = await new World({ seed: 6313, ...HAZARDS }).init();
     const unhook = damageFirstCopy(world.a, /^bob\/alice\/status-[0-9a-f]{16}\.dmp$/);
@@ -757,15 +789,49 @@ describe('DFTP over a simulated sync', () => {
  */
 function damageFirstCopy(replica: RelayReplica, pattern: RegExp): () => number {
   let damaged = 0;
+  return damageCopies(replica, pattern, () => damaged++ === 0);
+}
+
+/**
+ * Deletes every copy of a file matching `pattern` that the sync brings into `replica` while
+ * `when()` says so: lost on the way. Returns an unhook function that says how many were lost.
+ */
+function loseCopies(replica: RelayReplica, pattern: RegExp, when: () => boolean): () => number {
+  let lost = 0;
+  const unsubscribe = replica.subscribe((path, local) => {
+    if (local || !replica.files.has(path) || !pattern.test(path) || !when()) return;
+    lost += 1;
+    replica.delete(path, false);
+  });
+  return () => {
+    unsubscribe();
+    return lost;
+  };
+}
+
+/**
+ * Damages every copy of a file matching `pattern` that the sync brings into `replica` while
+ * `when()` says so (asked once per copy). Returns an unhook function that says how many files
+ * were damaged.
+ */
+function damageCopies(replica: RelayReplica, pattern: RegExp, when: () => boolean): () => number {
+  let damaged = 0;
+  // The damaged copy is put into the replica too: that put is not a copy to damage again.
+  let damaging = false;
   const unsubscribe = replica.subscribe((path, local) => {
     const stored = replica.files.get(path);
-    if (local || damaged > 0 || !stored || !pattern.test(path)) return;
+    if (damaging || local || !stored || !pattern.test(path) || !when()) return;
     const copy = Buffer.from(stored.data);
     let at = copy.length >> 1;
     while (at < copy.length && !/[A-Za-z]/.test(String.fromCharCode(copy[at] ?? 0))) at += 1;
     copy[at] = (copy[at] ?? 0) ^ 0x20;
     damaged += 1;
-    replica.put(path, copy, false);
+    damaging = true;
+    try {
+      replica.put(path, copy, false);
+    } finally {
+      damaging = false;
+    }
   });
   return () => {
     unsubscribe();
