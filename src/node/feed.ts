@@ -57,15 +57,19 @@ export class ChangeFeed {
     private readonly clock: Clock,
     signal: AbortSignal,
   ) {
-    relay.watch({
-      signal,
-      onChange: (change) => {
-        for (const listener of this.listeners) listener(change);
-        for (const subscriber of this.subscribers) {
-          if (change === null || subscriber.filter(change)) subscriber.wakeup.poke();
-        }
-      },
-    });
+    relay.watch({ signal, onChange: (change) => this.announce(change) });
+  }
+
+  /**
+   * Tells everyone of a change as the relay would: for a service that wants another look at a
+   * folder later without any event to bring it (a file it found missing may only be being
+   * replaced).
+   */
+  announce(change: RelayChange | null): void {
+    for (const listener of this.listeners) listener(change);
+    for (const subscriber of this.subscribers) {
+      if (change === null || subscriber.filter(change)) subscriber.wakeup.poke();
+    }
   }
 
   /**

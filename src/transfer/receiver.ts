@@ -50,9 +50,9 @@ const MAX_REASON = 500;
  * How long an offer must stay missing before it counts as withdrawn. A sync engine may replace
  * a file by deleting the old one before it moves the new one into place (Syncthing does), so
  * an offer the sender publishes again is missing for a moment: taken for a withdrawal, it cost
- * the partial file of a transfer still running.
+ * the partial file of a transfer still running. The folder is looked at again after this long.
  */
-const WITHDRAWN_AFTER_MS = 500;
+const WITHDRAWN_AFTER_MS = 250;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -88,7 +88,7 @@ interface Incoming {
 
 export type TransferReceiverComponents = Pick<
   NodeComponents,
-  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger'
+  'self' | 'relay' | 'inbound' | 'sealer' | 'guard' | 'home' | 'clock' | 'logger' | 'feed'
 >;
 
 export class TransferReceiver implements IncomingHandler {
@@ -561,7 +561,10 @@ export class TransferReceiver implements IncomingHandler {
       if (tid === undefined || offers.has(tid)) return false;
       const key = `${peer}/${tid}`;
       const since = this.missingSince.get(key);
-      if (since === undefined) this.missingSince.set(key, now);
+      if (since === undefined) {
+        this.missingSince.set(key, now);
+        this.ctx.clock.timeout(WITHDRAWN_AFTER_MS, () => this.ctx.feed.announce({ owner: peer, dir: this.ctx.self }));
+      }
       return since !== undefined && now - since >= WITHDRAWN_AFTER_MS;
     });
     for (const name of stale) {
