@@ -2,6 +2,10 @@
  * The public API: one Peer per (relay, id, key, home). A Peer is a node (src/node/node.ts) with
  * the message, ping and transfer services registered; each method composes them. The CLI and
  * the daemon are thin layers over this.
+ *
+ * What only some methods use (receiving files, listing and cancelling transfers, history) is
+ * imported when first used: every command starts by loading this module, and a short one like
+ * `dmp send` should not pay for the rest.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -9,7 +13,7 @@ import { BroadcastService } from './broadcast/broadcast.js';
 import { type Clock, systemClock } from './clock.js';
 import { type FernetKey, parseKey } from './crypto/fernet.js';
 import { DmpError, isDmpError } from './errors.js';
-import { type HistoryEntry, readHistory } from './history/history.js';
+import type { HistoryEntry } from './history/history.js';
 import { IdentityBook, type PeerIdentity } from './identity/book.js';
 import { fingerprint, normalizeFingerprint } from './identity/document.js';
 import type { IdentityKeys } from './identity/keys.js';
@@ -39,10 +43,9 @@ import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
 import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.js';
 import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
-import { cancelIncoming, cancelOutgoing } from './transfer/cancel.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
-import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
-import { listTransfers, type TransferRecord } from './transfer/records.js';
+import type { ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
+import type { TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
 import { expandSources, type SourceFile } from './transfer/walk.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
@@ -533,6 +536,7 @@ export class Peer {
       purpose: 'another dftp receive or the daemon',
       logger: this.components.logger,
     });
+    const { TransferReceiver } = await import('./transfer/receiver.js');
     const receiver = new TransferReceiver(this.components, options);
     const unregister = this.node.register(receiver);
     return {
@@ -801,6 +805,7 @@ export class Peer {
   async history(query: { peer?: string; since?: number; limit?: number } = {}): Promise<HistoryEntry[]> {
     const peer = query.peer === undefined ? undefined : parsePeerId(query.peer, 'peer');
     await this.blockList.refresh();
+    const { readHistory } = await import('./history/history.js');
     const entries = await readHistory(this.components.home, this.self, await this.peers(), { ...query, peer });
     return entries.filter((entry) => !this.blockList.has(entry.from));
   }
@@ -818,7 +823,8 @@ export class Peer {
   }
 
   /** File transfers in flight or interrupted, both ways, from local state and the relay (reads only). */
-  transfers(): Promise<TransferRecord[]> {
+  async transfers(): Promise<TransferRecord[]> {
+    const { listTransfers } = await import('./transfer/records.js');
     return listTransfers(this.components);
   }
 
@@ -859,6 +865,7 @@ export class Peer {
    */
   async cancelTransfer(which: string): Promise<TransferRecord> {
     const record = await this.findTransfer(which);
+    const { cancelIncoming, cancelOutgoing } = await import('./transfer/cancel.js');
     if (record.direction === 'send') await cancelOutgoing(this.components, record.tid);
     else await cancelIncoming(this.components, record.peer, record.tid);
     return record;

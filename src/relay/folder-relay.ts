@@ -25,7 +25,7 @@ import {
 import { type FileHandle, lstat, mkdir, open, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { type FSWatcher as ChokidarWatcher, watch as chokidarWatch } from 'chokidar';
+import type { FSWatcher as ChokidarWatcher } from 'chokidar';
 import { type Cancel, type Clock, every, systemClock } from '../clock.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -668,7 +668,20 @@ export class FolderRelay implements RelayStorage {
     // watches nothing; the rescan tick notices the folder is back and starts a fresh one.
     let watcher: ChokidarWatcher | undefined;
     let rootGone = false;
+    // chokidar is loaded only here: with native events (the default) no command pays for it.
+    let chokidarWatch: typeof import('chokidar').watch | undefined;
     const start = () => {
+      if (signal.aborted) return;
+      if (chokidarWatch === undefined) {
+        void import('chokidar').then(
+          (chokidar) => {
+            chokidarWatch = chokidar.watch;
+            start();
+          },
+          (error: unknown) => this.logger.log('warn', 'watch-error', { error: String(error) }),
+        );
+        return;
+      }
       rootGone = false;
       try {
         watched = realpathSync(root);
