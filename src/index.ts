@@ -5,6 +5,7 @@
 import type * as Daemon from './daemon/daemon.js';
 import type * as Spool from './daemon/spool.js';
 import type * as Status from './daemon/status.js';
+
 export { type Cancel, type Clock, every, ManualClock, systemClock } from './clock.js';
 export {
   type ConfigFile,

@@ -11,7 +11,6 @@ import { transferList } from './transfer-list.js';
 
 interface Reply {
   result: Buffer;
-  parts: Buffer[];
 }
 
 interface Pending {
@@ -32,7 +31,6 @@ export class CryptoPool {
     type Message = {
       id: number;
       result?: Uint8Array;
-      parts?: Uint8Array[];
       error?: { code: ErrorCode; message: string; data?: Record<string, unknown> };
     };
     worker.on('message', (message: Message) => {
@@ -42,11 +40,7 @@ export class CryptoPool {
       if (this.pending.size === 0) worker.unref();
       if (message.error) {
         pending.reject(new DmpError(message.error.code, message.error.message, { data: message.error.data ?? {} }));
-      } else
-        pending.resolve({
-          result: asBuffer(message.result ?? new Uint8Array()),
-          parts: (message.parts ?? []).map(asBuffer),
-        });
+      } else pending.resolve({ result: asBuffer(message.result ?? new Uint8Array()) });
     });
     worker.on('error', (error) => {
       for (const pending of this.pending.values()) pending.reject(error);
@@ -69,21 +63,18 @@ export class CryptoPool {
   }
 
   /**
-   * Encrypts the concatenation of `parts` into a raw token, written into `output` when it is
-   * large enough. The parts and the output are moved to the worker and come back: use the
-   * returned `parts` (same memory) and `token` (a view of `output`), never the ones given.
+   * Encrypts `buffer[start, end)` into a raw token over the same memory (see encryptInPlace).
+   * The buffer is moved to the worker and comes back as the returned token (a view of the same
+   * memory): use that, never the buffer given.
    */
-  async encrypt(
+  async encryptInPlace(
     key: FernetKey,
-    parts: Buffer[],
-    output?: Buffer,
+    buffer: Buffer,
+    start: number,
+    end: number,
     timestamp = Math.floor(Date.now() / 1000),
-  ): Promise<{ token: Buffer; parts: Buffer[] }> {
-    const reply = await this.call(
-      { op: 'encrypt', key: key.text, parts, output, timestamp },
-      output ? [...parts, output] : parts,
-    );
-    return { token: reply.result, parts: reply.parts };
+  ): Promise<Buffer> {
+    return (await this.call({ op: 'encrypt', key: key.text, buffer, start, end, timestamp }, [buffer])).result;
   }
 
   /**

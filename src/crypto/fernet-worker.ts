@@ -1,14 +1,14 @@
 /**
  * Runs in a worker thread: Fernet encryption and decryption of DFTP chunks, so that the AES and
  * HMAC work of a transfer runs beside the main thread's reading, hashing and writing.
- * Messages: { id, op: 'encrypt', key, parts, output?, timestamp } -> { id, result, parts }
+ * Messages: { id, op: 'encrypt', key, buffer, start, end, timestamp } -> { id, result } (encrypted in place)
  *           { id, op: 'decrypt', key, token } -> { id, result } (decrypted in place), or { id, error }
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { isDmpError } from '../errors.js';
-import { decrypt, encrypt, type FernetKey, parseKey } from './fernet.js';
+import { decrypt, encryptInPlace, type FernetKey, parseKey } from './fernet.js';
 import { transferList } from './transfer-list.js';
 
 /**
@@ -36,9 +36,11 @@ interface Request {
   id: number;
   op: 'encrypt' | 'decrypt';
   key: string;
-  parts?: Uint8Array[];
+  /** encrypt: the buffer holding the plaintext at [start, end), where the token is written. */
+  buffer?: Uint8Array;
+  start?: number;
+  end?: number;
   token?: Uint8Array;
-  output?: Uint8Array;
   timestamp?: number;
 }
 
@@ -49,11 +51,11 @@ parentPort?.on('message', (request: Request) => {
   try {
     const key = keyFor(request.key);
     if (request.op === 'encrypt') {
-      const parts = (request.parts ?? []).map(asBuffer);
-      const output = request.output ? asBuffer(request.output) : undefined;
-      const token = encrypt(key, parts, { timestamp: request.timestamp, output });
-      // The input buffers go back too, for the caller to use again.
-      parentPort?.postMessage({ id: request.id, result: token, parts }, transferList([token, ...parts]));
+      const buffer = asBuffer(request.buffer ?? new Uint8Array());
+      const token = encryptInPlace(key, buffer, request.start ?? 0, request.end ?? 0, {
+        timestamp: request.timestamp,
+      });
+      parentPort?.postMessage({ id: request.id, result: token }, transferList([token]));
     } else {
       const plaintext = decrypt(key, asBuffer(request.token ?? new Uint8Array()), { inPlace: true });
       parentPort?.postMessage({ id: request.id, result: plaintext }, transferList([plaintext]));

@@ -108,6 +108,43 @@ export function encrypt(
   return token;
 }
 
+/**
+ * Encrypts `buffer[start, end)` into a raw token written over the same buffer from offset 0:
+ * the plaintext is destroyed, and the token is returned as a view of `buffer`, so no second
+ * buffer the size of the plaintext is needed. Safe because CBC output never runs ahead of its
+ * input: the ciphertext starts at offset 25 and the plaintext at `start` >= 25. The buffer
+ * must hold the token, `tokenLength(end - start)` bytes from offset 0.
+ */
+export function encryptInPlace(
+  key: FernetKey,
+  buffer: Buffer,
+  start: number,
+  end: number,
+  options: Pick<EncryptOptions, 'timestamp' | 'iv'> = {},
+): Buffer {
+  const length = tokenLength(end - start);
+  if (start < HEADER_LENGTH || end < start || end > buffer.length || length > buffer.length) {
+    throw new RangeError(
+      `encryptInPlace: plaintext [${start}, ${end}) and a ${length}-byte token do not fit a ${buffer.length}-byte buffer from offset ${HEADER_LENGTH}`,
+    );
+  }
+  const iv = options.iv ?? randomBytes(BLOCK);
+  const cipher = createCipheriv('aes-128-cbc', key.encryptionKey, iv);
+  let offset = HEADER_LENGTH;
+  for (let at = start; at < end; at += SLICE) {
+    // The slice is consumed before its output is copied, and the output ends at or before the
+    // next unread plaintext byte (offset - 25 <= at - start).
+    offset += cipher.update(buffer.subarray(at, Math.min(at + SLICE, end))).copy(buffer, offset);
+  }
+  offset += cipher.final().copy(buffer, offset);
+  buffer[0] = VERSION;
+  buffer.writeBigUInt64BE(BigInt(options.timestamp ?? Math.floor(Date.now() / 1000)), 1);
+  iv.copy(buffer, 9);
+  const hmac = createHmac('sha256', key.signingKey).update(buffer.subarray(0, offset)).digest();
+  hmac.copy(buffer, offset);
+  return buffer.subarray(0, offset + HMAC_LENGTH);
+}
+
 export interface DecryptOptions {
   /** Reject tokens older than this many seconds (Python's `ttl`); by default age is not checked. */
   ttlSeconds?: number;

@@ -7,7 +7,7 @@
  * current key first (it seals) and the older combinations after it.
  */
 import { CryptoPool } from '../crypto/crypto-pool.js';
-import { decrypt, decryptText, encrypt, encryptText, type FernetKey } from '../crypto/fernet.js';
+import { decrypt, decryptText, encryptInPlace, encryptText, type FernetKey } from '../crypto/fernet.js';
 import { isDmpError } from '../errors.js';
 import type { Sealer } from '../node/seal.js';
 import type { PeerId } from '../util/peer-id.js';
@@ -64,10 +64,10 @@ export class PairSealer implements Sealer {
     throw first;
   }
 
-  async sealChunk(peer: PeerId, parts: Buffer[], output?: Buffer): Promise<{ token: Buffer; parts: Buffer[] }> {
+  async sealChunk(peer: PeerId, buffer: Buffer, start: number, end: number): Promise<Buffer> {
     const key = this.sealingKey(peer);
-    if (this.pool) return this.pool.encrypt(key, parts, output, this.timestamp());
-    return { token: encrypt(key, parts, { output, timestamp: this.timestamp() }), parts };
+    if (this.pool) return this.pool.encryptInPlace(key, buffer, start, end, this.timestamp());
+    return encryptInPlace(key, buffer, start, end, { timestamp: this.timestamp() });
   }
 
   async openChunk(peer: PeerId, token: Buffer): Promise<Buffer> {

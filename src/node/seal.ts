@@ -10,7 +10,7 @@
  * `Fernet(key).decrypt(base64.urlsafe_b64encode(data))`.
  */
 import { CryptoPool } from '../crypto/crypto-pool.js';
-import { decrypt, decryptText, encrypt, encryptText, type FernetKey } from '../crypto/fernet.js';
+import { decrypt, decryptText, encryptInPlace, encryptText, type FernetKey } from '../crypto/fernet.js';
 import type { PeerId } from '../util/peer-id.js';
 
 export interface Sealer {
@@ -19,11 +19,12 @@ export interface Sealer {
   /** Opens a control file that `peer` wrote for this peer. Throws an AUTH DmpError. */
   open(peer: PeerId, data: Buffer): Buffer;
   /**
-   * Seals a chunk for `peer` from the concatenation of `parts`, into `output` when it is large
-   * enough. Parts and output may be moved to another thread: use the returned `parts` (the same
-   * memory) and `token`, never the ones given.
+   * Seals a chunk for `peer` from `buffer[start, end)` (start >= 25), writing the token over
+   * the same buffer from offset 0 (src/crypto/fernet.ts encryptInPlace). The buffer may be moved
+   * to another thread: use the returned token (a view of the same memory), never the buffer
+   * given.
    */
-  sealChunk(peer: PeerId, parts: Buffer[], output?: Buffer): Promise<{ token: Buffer; parts: Buffer[] }>;
+  sealChunk(peer: PeerId, buffer: Buffer, start: number, end: number): Promise<Buffer>;
   /** Opens a chunk from `peer` in place (the token's memory is reused). Throws an AUTH DmpError. */
   openChunk(peer: PeerId, token: Buffer): Promise<Buffer>;
   /**
@@ -74,9 +75,9 @@ export class SharedKeySealer implements Sealer {
     return decryptText(this.key, data);
   }
 
-  async sealChunk(_peer: PeerId, parts: Buffer[], output?: Buffer): Promise<{ token: Buffer; parts: Buffer[] }> {
-    if (this.pool) return this.pool.encrypt(this.key, parts, output, this.timestamp());
-    return { token: encrypt(this.key, parts, { output, timestamp: this.timestamp() }), parts };
+  async sealChunk(_peer: PeerId, buffer: Buffer, start: number, end: number): Promise<Buffer> {
+    if (this.pool) return this.pool.encryptInPlace(this.key, buffer, start, end, this.timestamp());
+    return encryptInPlace(this.key, buffer, start, end, { timestamp: this.timestamp() });
   }
 
   async openChunk(_peer: PeerId, token: Buffer): Promise<Buffer> {

@@ -61,6 +61,20 @@ export function encodeChunkPlaintext(header: ChunkHeader, data: Buffer): Buffer[
   return [prefix, data];
 }
 
+/**
+ * Writes the u16 length and the JSON of `header` just before `dataAt` in `buffer`, where the
+ * chunk's data already is, so that the plaintext is `buffer[start, dataAt + data length)` with
+ * nothing copied: the same bytes as encodeChunkPlaintext. Returns `start`.
+ */
+export function writeChunkHeader(header: ChunkHeader, buffer: Buffer, dataAt: number): number {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const start = dataAt - 2 - json.length;
+  if (start < 0) throw new RangeError(`a ${json.length}-byte chunk header does not fit before offset ${dataAt}`);
+  buffer.writeUInt16BE(json.length, start);
+  json.copy(buffer, start + 2);
+  return start;
+}
+
 export function decodeChunkPlaintext(plaintext: Buffer): { header: ChunkHeader; data: Buffer } {
   if (plaintext.length < 2) throw new DmpError('PROTOCOL', 'chunk is too short');
   const headerLength = plaintext.readUInt16BE(0);

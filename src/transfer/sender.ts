@@ -12,7 +12,6 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { tokenLength } from '../crypto/fernet.js';
 import { DmpError, errnoCode } from '../errors.js';
 import { acquireLock, removeDeadLocks } from '../local/lock.js';
 import { MAX_CONTROL_FILE, PROTOCOL_VERSION } from '../node/envelope.js';
@@ -22,8 +21,8 @@ import { openEnvelope, sealEnvelope } from '../node/open.js';
 import { publishWithinQuota } from '../node/quota.js';
 import { RepeatSchedule } from '../node/repeat.js';
 import type { PeerId } from '../util/peer-id.js';
-import { CHUNK_OVERHEAD, checkBlockSize, checkQuotaHoldsBlock } from './block-size.js';
-import { type ChunkPlan, chunkRange, encodeChunkPlaintext, fromRanges, planChunks } from './chunk-codec.js';
+import { checkBlockSize, checkQuotaHoldsBlock } from './block-size.js';
+import { type ChunkPlan, chunkRange, fromRanges, planChunks, writeChunkHeader } from './chunk-codec.js';
 import { OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEventListener } from './events.js';
 import { chunkName, offerName, parseChunkName, statusName } from './names.js';
@@ -36,6 +35,14 @@ export type TransferSenderComponents = Pick<
 
 /** Chunks read ahead and encrypting while the oldest one waits for room in the quota. */
 const PIPELINE_DEPTH = 2;
+/**
+ * Where a block is read into its chunk's buffer: the chunk header goes just before it, and the
+ * token is then written over both (Sealer.sealChunk), so each chunk in flight needs one buffer,
+ * not a block and a token. Room for the token's 25-byte head and a header of up to 997 bytes.
+ */
+const DATA_AT = 1024;
+/** After the data: a block of padding and the HMAC. */
+const TOKEN_TAIL = 16 + 32;
 /** How often progress is recorded in the state file (its mtime: the last activity `dftp list` shows). */
 const TOUCH_EVERY_MS = 5000;
 
@@ -181,41 +188,34 @@ class OutgoingTransfer {
       if (!present.includes(offerName(state.tid))) await this.publishOffer();
       await this.readStatus();
       // A pipeline: blocks are read and hashed here in order, encrypted in the crypto worker
-      // while the next ones are read, and published in order as the quota allows.
-      // Block and token buffers go round (read, worker, relay, again), so memory stays flat.
-      const blockSize = Math.max(1, this.plan.blockSize);
-      const tokenSize = tokenLength(blockSize + CHUNK_OVERHEAD);
-      const freeBlocks: Buffer[] = [];
-      const freeTokens: Buffer[] = [];
-      const recycle = (into: Buffer[], view: Buffer | undefined, size: number) => {
-        if (view && view.buffer.byteLength >= size) into.push(Buffer.from(view.buffer, 0, view.buffer.byteLength));
-      };
+      // while the next ones are read, and published in order as the quota allows. Each chunk's
+      // buffer goes round (read, worker, relay, again), so memory stays flat.
+      const bufferSize = DATA_AT + Math.max(1, this.plan.blockSize) + TOKEN_TAIL;
+      const free: Buffer[] = [];
       const encrypting: { index: number; token: Promise<Buffer> }[] = [];
       const publishOldest = async () => {
         const oldest = encrypting.shift();
         if (!oldest) return;
         const token = await oldest.token;
         await this.publishToken(oldest.index, token);
-        recycle(freeTokens, token, tokenSize);
+        // The token is a view of the chunk's buffer, back from the worker.
+        free.push(Buffer.from(token.buffer, 0, token.buffer.byteLength));
         await this.readStatus();
         await this.serveResends(oldest.index);
       };
       try {
         for (let index = 0; index < this.plan.count; index += 1) {
           if (this.status?.state === 'complete' || this.status?.state === 'failed') break;
-          const block = freeBlocks.pop() ?? Buffer.allocUnsafeSlow(blockSize);
-          const data = await this.readBlock(index, block);
+          const buffer = free.pop() ?? Buffer.allocUnsafeSlow(bufferSize);
+          const data = await this.readBlock(index, buffer.subarray(DATA_AT));
           this.hash.update(data);
           if (index === this.plan.count - 1) this.sha256 = this.hash.digest('hex');
           if (this.have.has(index) || (this.inRelay.has(index) && !this.resend.has(index))) {
-            freeBlocks.push(block);
+            free.push(buffer);
             continue;
           }
-          const output = freeTokens.pop() ?? Buffer.allocUnsafeSlow(tokenSize);
-          const token = ctx.sealer.sealChunk(state.peer, this.chunkPlaintext(index, data), output).then((done) => {
-            recycle(freeBlocks, done.parts[1], blockSize);
-            return done.token;
-          });
+          const start = this.writeHeader(index, buffer);
+          const token = ctx.sealer.sealChunk(state.peer, buffer, start, DATA_AT + data.length);
           // Awaited in order below; until then a failure must not count as unhandled.
           token.catch(() => {});
           encrypting.push({ index, token });
@@ -300,7 +300,7 @@ class OutgoingTransfer {
   /** Publishes again the chunks below `limit` that the receiver asked for. */
   private async serveResends(limit: number): Promise<void> {
     for (const index of [...this.resend]) {
-      if (index < limit && !this.have.has(index)) await this.publishChunk(index, await this.readBlock(index));
+      if (index < limit && !this.have.has(index)) await this.publishChunk(index);
     }
   }
 
@@ -323,11 +323,14 @@ class OutgoingTransfer {
     return data;
   }
 
-  /** The plaintext of chunk `index`: its binding header, then the data (not copied). */
-  private chunkPlaintext(index: number, data: Buffer): Buffer[] {
+  /**
+   * Writes the binding header of chunk `index` just before its data (at DATA_AT in `buffer`);
+   * returns where the plaintext starts.
+   */
+  private writeHeader(index: number, buffer: Buffer): number {
     const { offset, length } = chunkRange(this.plan, index);
     const last = index === this.plan.count - 1;
-    return encodeChunkPlaintext(
+    return writeChunkHeader(
       {
         v: PROTOCOL_VERSION,
         from: this.ctx.self,
@@ -338,12 +341,21 @@ class OutgoingTransfer {
         length,
         ...(last ? { sha256: this.sha256 } : {}),
       },
-      data,
+      buffer,
+      DATA_AT,
     );
   }
 
-  private async publishChunk(index: number, data: Buffer): Promise<void> {
-    const { token } = await this.ctx.sealer.sealChunk(this.state.peer, this.chunkPlaintext(index, Buffer.from(data)));
+  /** Reads, seals and publishes chunk `index` again (a resend), in a buffer of its own. */
+  private async publishChunk(index: number): Promise<void> {
+    const buffer = Buffer.allocUnsafeSlow(DATA_AT + chunkRange(this.plan, index).length + TOKEN_TAIL);
+    const data = await this.readBlock(index, buffer.subarray(DATA_AT));
+    const token = await this.ctx.sealer.sealChunk(
+      this.state.peer,
+      buffer,
+      this.writeHeader(index, buffer),
+      DATA_AT + data.length,
+    );
     await this.publishToken(index, token);
   }
 

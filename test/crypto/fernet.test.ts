@@ -18,6 +18,7 @@ import {
   decryptText,
   encodeToken,
   encrypt,
+  encryptInPlace,
   encryptText,
   type FernetKey,
   generateKey,
@@ -605,6 +606,28 @@ describe('encrypt with parts, and token lengths', () => {
     // No parts at all is the empty plaintext.
     assert.deepEqual(encrypt(key, [], options), encrypt(key, Buffer.alloc(0), options));
     assert.equal(decrypt(key, encrypt(key, [], options)).length, 0);
+  });
+
+  test('encryptInPlace makes the same token as encrypt, over the plaintext it is given', () => {
+    for (const n of [0, 1, 15, 16, 17, 1000, 64 * 1024 + 3, 300_000]) {
+      for (const start of [25, 26, 1024]) {
+        const plaintext = randomBytes(n);
+        const buffer = Buffer.alloc(start + n + 48, 0xee);
+        plaintext.copy(buffer, start);
+        const token = encryptInPlace(key, buffer, start, start + n, options);
+        assert.equal(token.buffer, buffer.buffer, 'the token is a view of the buffer given');
+        assert.equal(token.byteOffset, buffer.byteOffset);
+        assert.deepEqual(token, encrypt(key, plaintext, options), `n=${n}, start=${start}`);
+        assert.deepEqual(decrypt(key, Buffer.from(token)), plaintext);
+      }
+    }
+  });
+
+  test('encryptInPlace refuses a plaintext before offset 25 or a buffer too short for the token', () => {
+    assert.throws(() => encryptInPlace(key, Buffer.alloc(200), 24, 100), RangeError);
+    assert.throws(() => encryptInPlace(key, Buffer.alloc(100), 25, 60), RangeError);
+    assert.throws(() => encryptInPlace(key, Buffer.alloc(200), 100, 90), RangeError);
+    assert.equal(encryptInPlace(key, Buffer.alloc(tokenLength(35)), 25, 60).length, tokenLength(35));
   });
 
   test('a parts token decrypts to the concatenation', () => {

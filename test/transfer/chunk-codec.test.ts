@@ -17,6 +17,7 @@ import {
   fromRanges,
   planChunks,
   toRanges,
+  writeChunkHeader,
 } from '../../src/transfer/chunk-codec.js';
 import { MAX_CHUNKS } from '../../src/transfer/names.js';
 import { parsePeerId } from '../../src/util/peer-id.js';
@@ -183,6 +184,17 @@ describe('chunk plaintext', () => {
     const length = plain.readUInt16BE(0);
     assert.deepEqual(JSON.parse(plain.subarray(2, 2 + length).toString('utf8')), h);
     assert.equal(plain.subarray(2 + length).toString(), 'hello');
+  });
+
+  test('writeChunkHeader before data already in place gives the bytes of encodeChunkPlaintext', () => {
+    const data = Buffer.from(Array.from({ length: 777 }, (_, i) => (i * 13) % 256));
+    for (const h of [header({ length: data.length }), header({ index: 4, length: data.length, sha256: SHA })]) {
+      const buffer = Buffer.alloc(1024 + data.length, 0xee);
+      data.copy(buffer, 1024);
+      const start = writeChunkHeader(h, buffer, 1024);
+      assert.deepEqual(buffer.subarray(start), concat(encodeChunkPlaintext(h, data)));
+    }
+    assert.throws(() => writeChunkHeader(header({ sha256: SHA }), Buffer.alloc(2000), 50), RangeError);
   });
 
   test('the data part is not copied (the block is handed on as is)', () => {
