@@ -42,8 +42,11 @@ import { CHUNK, chunkName, offerName, parseChunkName, parseOfferName, parseStatu
 import { localWriteError, openPartial, placeFile, syncDirectory } from './placement.js';
 import { outputFolder, resolveInside, safeRelativePath } from './safe-path.js';
 
-/** Chunks read and decrypted ahead of the one being written. */
-const READ_AHEAD = 2;
+/**
+ * Chunks read and decrypted ahead of the one being written. One keeps the worker busy while
+ * this thread writes and hashes (a second bought no time, and cost 4 MiB more memory).
+ */
+const READ_AHEAD = 1;
 /** The longest reason a status carries (the sender's check allows 1000 characters). */
 const MAX_REASON = 500;
 /**
