@@ -56,6 +56,8 @@ const MAX_REASON = 500;
  * the partial file of a transfer still running. The folder is looked at again after this long.
  */
 const WITHDRAWN_AFTER_MS = 250;
+/** The largest round trip guessed from an offer's time stamp (a status then repeats after 10 s at the latest). */
+const GUESSED_ROUND_TRIP_MAX_MS = 5000;
 
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
@@ -87,6 +89,8 @@ interface Incoming {
   hashedIndex: number;
   lastStatus?: string;
   repeat: RepeatSchedule;
+  /** The first status that acknowledged chunks the sender has not deleted yet: when, and which. */
+  awaiting?: { at: number; chunks: number[] };
 }
 
 export type TransferReceiverComponents = Pick<
@@ -110,6 +114,12 @@ export class TransferReceiver implements IncomingHandler {
   private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
   /** Transfers (peer/tid) whose offer was missing at the last look, and since when. */
   private readonly missingSince = new Map<string, number>();
+  /**
+   * How long each sender last took to delete chunks after a status acknowledged them, ms (or,
+   * before that was seen, twice the way of its offer here): a status is not published again
+   * sooner than twice that (RepeatSchedule.roundTrip).
+   */
+  private readonly roundTrips = new Map<PeerId, number>();
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -168,6 +178,7 @@ export class TransferReceiver implements IncomingHandler {
       // The sender has not reacted to our status (chunks we have are still there, a resend has
       // not come, or it has not withdrawn a finished transfer): it may have reached it damaged.
       const present = chunks.get(tid) ?? [];
+      this.timeReaction(peer, incoming, present);
       const ignored =
         incoming.bad.size > 0 ||
         incoming.state.state === 'complete' ||
@@ -189,9 +200,16 @@ export class TransferReceiver implements IncomingHandler {
       const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
-      const offer = isRefused(read)
+      const envelope = isRefused(read)
         ? undefined
-        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
+        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope;
+      const offer = envelope?.body;
+      if (envelope && !this.roundTrips.has(peer)) {
+        // Until a round trip is seen, the offer's way here says how slow the relay is. Clocks of
+        // two machines may disagree: the guess is bounded, and only ever delays a repeat.
+        const oneWay = this.ctx.clock.now() - envelope.sentAt;
+        if (oneWay > 0) this.roundTrips.set(peer, Math.min(GUESSED_ROUND_TRIP_MAX_MS, 2 * oneWay));
+      }
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
         // peer is the guard's to report. Either way, ask for the offer again: a status that
@@ -228,7 +246,7 @@ export class TransferReceiver implements IncomingHandler {
       bad: new Map(),
       hash: undefined,
       hashedIndex: 0,
-      repeat: new RepeatSchedule(this.ctx.clock),
+      repeat: this.repeatSchedule(peer),
     };
     this.transfers.set(key, incoming);
     if (state.state === 'receiving' || state.state === 'paused') {
@@ -374,6 +392,31 @@ export class TransferReceiver implements IncomingHandler {
     });
     if (incoming.have.size === plan.count && state.sha256 !== undefined) await this.finish(incoming);
     else await this.publishStatus(incoming);
+    incoming.awaiting ??= { at: this.ctx.clock.now(), chunks: added };
+  }
+
+  /**
+   * Times the sender's reaction to the first status that acknowledged chunks still in the
+   * relay: they are gone now. Through a sync engine that takes seconds, so do not publish a
+   * status again sooner.
+   */
+  private timeReaction(peer: PeerId, incoming: Incoming, present: readonly number[]): void {
+    const awaiting = incoming.awaiting;
+    if (!awaiting) return;
+    const listed = new Set(present);
+    if (awaiting.chunks.some((index) => listed.has(index))) return;
+    const ms = this.ctx.clock.now() - awaiting.at;
+    incoming.awaiting = undefined;
+    incoming.repeat.roundTrip(ms);
+    this.roundTrips.set(peer, ms);
+  }
+
+  /** A repeat schedule for a status to `peer`, knowing how long it took to react last time. */
+  private repeatSchedule(peer: PeerId): RepeatSchedule {
+    const repeat = new RepeatSchedule(this.ctx.clock);
+    const known = this.roundTrips.get(peer);
+    if (known !== undefined) repeat.roundTrip(known);
+    return repeat;
   }
 
   /** Reads, authenticates and checks one chunk; undefined when it is gone or bad. */
@@ -627,7 +670,7 @@ export class TransferReceiver implements IncomingHandler {
         ...(finished.reason === undefined ? {} : { reason: finished.reason }),
         ...(finished.sha256 === undefined || finished.state !== 'complete' ? {} : { sha256: finished.sha256 }),
       };
-      replay = { status, repeat: new RepeatSchedule(this.ctx.clock), published: false };
+      replay = { status, repeat: this.repeatSchedule(peer), published: false };
       this.replays.set(key, replay);
       const reason =
         finished.state === 'complete'

@@ -43,6 +43,8 @@ const PIPELINE_DEPTH = 2;
 const DATA_AT = 1024;
 /** After the data: a block of padding and the HMAC. */
 const TOKEN_TAIL = 16 + 32;
+/** The first repeat of an offer no readable status has answered (then 10 s, 20 s, ... 60 s). */
+const OFFER_REPEAT_MS = 5000;
 /** How often progress is recorded in the state file (its mtime: the last activity `dftp list` shows). */
 const TOUCH_EVERY_MS = 5000;
 
@@ -127,7 +129,9 @@ class OutgoingTransfer {
     private readonly options: SendFileOptions,
   ) {
     this.plan = planChunks(state.size, state.blockSize);
-    this.offerRepeat = new RepeatSchedule(ctx.clock);
+    // A first status takes more than a second to come back through a sync engine, and an offer
+    // rewritten before it was carried is only carried later: wait longer before the first repeat.
+    this.offerRepeat = new RepeatSchedule(ctx.clock, { firstMs: OFFER_REPEAT_MS });
     const subscription = ctx.feed.subscribe((change) => change.owner === state.peer && change.dir === ctx.self);
     this.wakeup = subscription.wakeup;
     this.unsubscribe = subscription.unsubscribe;

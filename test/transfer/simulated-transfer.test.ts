@@ -736,10 +736,10 @@ describe('DFTP over a simulated sync', () => {
 
   test('an offer published again goes missing for a moment on the way (Syncthing deletes before it replaces): the receiver does not take it for a withdrawal (seed 6414)', async () => {
     // Every file replaced in bob's copy is deleted first and put back a moment later. Statuses
-    // are lost on the way for the first 2.5 s, so alice publishes her offer again while bob
-    // receives.
+    // are lost on the way for the first 6.5 s, so alice publishes her offer again (after 5 s)
+    // while bob receives.
     const world = await new World({ seed: 6414, ...HAZARDS, replaceGapRate: 1 }).init();
-    const until = world.clock.now() + 2500;
+    const until = world.clock.now() + 6500;
     const unhook = loseCopies(world.a, /^bob\/alice\/status-[0-9a-f]{16}\.dmp$/, () => world.clock.now() < until);
     const offer = /^alice\/bob\/offer-[0-9a-f]{16}\.dmp$/;
     let offerGaps = 0;
