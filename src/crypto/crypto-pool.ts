@@ -52,6 +52,14 @@ export class CryptoPool {
     return worker;
   }
 
+  /**
+   * Starts the worker now, without waiting for it: it takes ~45 ms to boot, which then overlaps
+   * with whatever the caller does before its first chunk (publishing an offer, opening a file).
+   */
+  warm(): void {
+    this.start();
+  }
+
   private call(message: Record<string, unknown>, buffers: Uint8Array[]): Promise<Reply> {
     const worker = this.start();
     const id = this.nextId++;

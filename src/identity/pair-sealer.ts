@@ -88,6 +88,10 @@ export class PairSealer implements Sealer {
     throw first;
   }
 
+  warm(): void {
+    this.pool?.warm();
+  }
+
   close(): void {
     this.pool?.close();
   }

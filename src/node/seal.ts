@@ -27,6 +27,8 @@ export interface Sealer {
   sealChunk(peer: PeerId, buffer: Buffer, start: number, end: number): Promise<Buffer>;
   /** Opens a chunk from `peer` in place (the token's memory is reused). Throws an AUTH DmpError. */
   openChunk(peer: PeerId, token: Buffer): Promise<Buffer>;
+  /** Gets ready for chunks (starts a worker thread) while the caller does something else. */
+  warm?(): void;
   /**
    * Makes ready what sealing for and opening from `peer` needs (per-peer keys read from the
    * relay). The node calls it before each look at the peer's folder and leaves the folder alone
@@ -83,6 +85,10 @@ export class SharedKeySealer implements Sealer {
   async openChunk(_peer: PeerId, token: Buffer): Promise<Buffer> {
     if (this.pool) return this.pool.decrypt(this.key, token);
     return decrypt(this.key, token, { inPlace: true });
+  }
+
+  warm(): void {
+    this.pool?.warm();
   }
 
   close(): void {

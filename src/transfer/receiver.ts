@@ -250,6 +250,8 @@ export class TransferReceiver implements IncomingHandler {
     };
     this.transfers.set(key, incoming);
     if (state.state === 'receiving' || state.state === 'paused') {
+      // The crypto worker boots while the partial file is made.
+      this.ctx.sealer.warm?.();
       this.options.onEvent?.({
         event: 'offer',
         peer,

@@ -69,6 +69,8 @@ export async function sendFile(
 ): Promise<SendFileResult> {
   checkBlockSize(options.blockSize);
   checkQuotaHoldsBlock(ctx.quota, options.blockSize);
+  // The crypto worker boots while the offer is published.
+  ctx.sealer.warm?.();
   const path = resolve(source.path);
   let info: Awaited<ReturnType<typeof stat>>;
   try {
