@@ -78,8 +78,10 @@ interface Incoming {
   written: Set<number>;
   /** The partial file, open while the transfer runs. */
   handle?: FileHandle;
-  /** The fsync and record of the last pass's chunks, running while the next pass reads. */
+  /** The fsync and record of chunks written before, running while the next pass reads. */
   commit?: Promise<void>;
+  /** Chunks written and not yet in a commit: they go in the next one. */
+  uncommitted: number[];
   /** A commit that failed: reported by the next pass. */
   failure?: unknown;
   /** Files that failed, by chunk index, with the version that failed. */
@@ -247,6 +249,7 @@ export class TransferReceiver implements IncomingHandler {
       hash: undefined,
       hashedIndex: 0,
       repeat: this.repeatSchedule(peer),
+      uncommitted: [],
     };
     this.transfers.set(key, incoming);
     if (state.state === 'receiving' || state.state === 'paused') {
@@ -322,20 +325,27 @@ export class TransferReceiver implements IncomingHandler {
       // Reads left over after an early stop settle quietly; their chunks are read again later.
       for (const pending of reads.values()) pending.catch(() => {});
     }
-    if (added.length === 0) return;
-    // The fsync runs behind the next pass: one commit at a time, in order.
-    const previous = incoming.commit;
-    const commit = (async () => {
-      await previous;
-      await this.commit(incoming, handle, added);
-    })();
+    incoming.uncommitted.push(...added);
+    this.scheduleCommit(incoming, handle);
+  }
+
+  /**
+   * The fsync, record and status of written chunks run behind the next passes, one commit at a
+   * time; chunks written while one runs wait for it and then go together in the next. (One
+   * commit per pass queued an fsync of the partial and one of the state file per pass: on a
+   * local relay, 36 commits for 64 chunks, ~1 s of commits behind the data.)
+   */
+  private scheduleCommit(incoming: Incoming, handle: FileHandle): void {
+    if (incoming.commit !== undefined || incoming.uncommitted.length === 0) return;
+    const commit = this.commit(incoming, handle, incoming.uncommitted.splice(0));
     incoming.commit = commit;
     commit.then(
       () => {
-        if (incoming.commit === commit) incoming.commit = undefined;
+        incoming.commit = undefined;
+        this.scheduleCommit(incoming, handle);
       },
       (error: unknown) => {
-        if (incoming.commit === commit) incoming.commit = undefined;
+        incoming.commit = undefined;
         incoming.failure = error;
       },
     );
@@ -699,7 +709,8 @@ export class TransferReceiver implements IncomingHandler {
    */
   private async refuse(incoming: Incoming, error: DmpError): Promise<void> {
     const { state } = incoming;
-    // The fsync of an earlier pass may still run on the handle: let it end first.
+    // The fsync of an earlier pass may still run on the handle: let it end first, and start no other.
+    incoming.uncommitted = [];
     await incoming.commit?.catch(() => {});
     await incoming.handle?.close().catch(() => {});
     incoming.handle = undefined;
