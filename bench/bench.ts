@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (`-- --quick` for a short version; `-- --only syncthing,nncp,listen-rss` for some
+ * `npm run bench` (`-- --quick` for a short version; `-- --only startup,syncthing,nncp` for some
  * rows; `-- --runs 1` for fewer runs per figure): measures dmp on the machine at hand, with the real commands as separate processes over a
  * local relay folder, and through two Syncthing instances on loopback (bench/syncthing-rows.ts).
  * Prints a table and writes bench/results.json. Every figure is the median of several runs, with
@@ -101,7 +101,7 @@ async function messages(s: Setup, count: number): Promise<number> {
 }
 
 /** The rows `--only` can pick, in the order they run. */
-const ROWS = ['throughput', 'ping', 'messages', 'syncthing', 'nncp', 'listen-rss'] as const;
+const ROWS = ['throughput', 'ping', 'messages', 'startup', 'syncthing', 'nncp', 'listen-rss'] as const;
 type RowName = (typeof ROWS)[number];
 
 /** `--only a,b` or `--only=a,b`: run just these rows; every row when absent. */
@@ -161,6 +161,9 @@ async function main(): Promise<void> {
         await stopEverything();
       }
     };
+    await standalone('startup', 'startup', async () =>
+      (await import('./startup-row.js')).startupRow({ quick, runs: runsGiven, say }),
+    );
     await standalone('syncthing', 'syncthing', async () =>
       (await import('./syncthing-rows.js')).syncthingRows({ quick, runs: runsGiven, say }),
     );
