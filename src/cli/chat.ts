@@ -14,8 +14,8 @@ import { formatSize, HomeLayout, type InboxMessage, isDmpError, type Logger, Pee
 import { CHAT_HELP, type ChatInput, parseChatInput } from './chat-input.js';
 import { type GlobalArgs, interruptSignal, peerOptions, sanitize, withGlobalOptions } from './common.js';
 import { clockTime, formatHistoryEntry, formatMessage, speaker } from './message-lines.js';
-import { parseSince } from './presence-commands.js';
-import { ago, displayWidth, type Style, styleFor } from './terminal.js';
+import { parseSince, whoLine } from './presence-commands.js';
+import { displayWidth, type Style, styleFor } from './terminal.js';
 
 /** How often the chat looks at who is online, to say who came and went, ms. */
 const PRESENCE_CHECK_MS = 2000;
@@ -292,8 +292,7 @@ class ChatSession {
     }
     const now = this.peer.clock.now();
     for (const entry of entries) {
-      const seen = entry.lastSeen ? `last seen ${ago(entry.lastSeen, now)}` : 'not seen yet';
-      this.screen.print(`  ${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}`);
+      this.screen.print(`  ${whoLine(entry, now)}`);
     }
   }
 
