@@ -47,6 +47,13 @@ const READ_AHEAD = 2;
 /** The longest reason a status carries (the sender's check allows 1000 characters). */
 const MAX_REASON = 500;
 
+/** Errors of a folder that does not take files, as said to the sender. */
+const WRITE_REFUSED: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+};
+
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
   out: string | ((peer: PeerId) => string);
@@ -243,6 +250,7 @@ export class TransferReceiver implements IncomingHandler {
       // Everything was written by an earlier run that stopped before the end: finish now.
       if (incoming.commit === undefined && incoming.have.size === plan.count && state.sha256 !== undefined) {
         const handle = await this.partialHandle(incoming);
+        if (!handle && state.state === 'paused') return;
         if (handle) await this.extendHash(incoming, handle);
         await this.finish(incoming);
       }
@@ -312,12 +320,19 @@ export class TransferReceiver implements IncomingHandler {
   private async partialHandle(incoming: Incoming): Promise<FileHandle | undefined> {
     if (incoming.handle) return incoming.handle;
     const { state } = incoming;
-    state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
     try {
+      state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
       // A resumed partial keeps what a previous run wrote; a fresh one is created, never reused.
       incoming.handle = await openPartial(state.partial, incoming.have.size > 0, this.partialShown(state));
     } catch (error) {
       if (isDmpError(error)) throw error;
+      const refused = WRITE_REFUSED[errnoCode(error) ?? ''];
+      if (refused) {
+        // The output folder stopped taking files (its mode, a read-only mount): the sender is
+        // told why with the status and waits; the transfer goes on once it can write again.
+        await this.pause(incoming, `cannot write into ${state.out}: ${refused}; the transfer continues once it can`);
+        return undefined;
+      }
       if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
         // The partial vanished (deleted by hand): start this file over.
         this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });

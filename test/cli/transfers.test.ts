@@ -255,6 +255,43 @@ describe('dftp with folders and files it cannot write or read', { timeout: 120_0
     );
   });
 
+  test('an output folder that stops taking files mid-way pauses the transfer, tells the sender why, and goes on', async () => {
+    const p = await peers();
+    const out = join(p.root, 'out');
+    await mkdir(out);
+    const user = await asNobody(p, [p.bob, out]);
+    const file = join(p.root, 'later.bin');
+    await writeRandomFile(file, 256 * 1024);
+    const receiver = bg(['receive', '--from', 'alice', '--out', out, '--count', '1'], {
+      home: p.bob,
+      ...user,
+      timeoutMs: 90_000,
+    });
+    // The receiver checked the folder at start and runs; then the folder is made read-only.
+    await waitFor(
+      'the receiver to run',
+      async () => (await readdir(join(p.bob, 'locks')).catch(() => [] as string[])).includes('receive-files.lock'),
+      30_000,
+      { describe: () => describeBackground(receiver) },
+    );
+    await chmod(out, 0o555);
+    try {
+      const sender = bg(['send', 'bob', file, '--json'], { home: p.alice, timeoutMs: 90_000 });
+      await waitFor(
+        'the sender to be told',
+        () => sender.stdout().includes(`cannot write into ${out}: permission denied`),
+        30_000,
+        { describe: () => describeBackground(sender) },
+      );
+      await chmod(out, 0o755);
+      assertExit(await sender.done, 0);
+      assertExit(await receiver.done, 0);
+      assert.deepEqual(await readFile(join(out, 'later.bin')), await readFile(file));
+    } finally {
+      await chmod(out, 0o755);
+    }
+  });
+
   test('an unreadable file inside a folder is skipped with a warning, the rest is sent, exit 1 naming it', async () => {
     const p = await peers();
     const user = await asNobody(p, [p.alice]);
