@@ -3,6 +3,7 @@
  * dmp: messages, ping, status and the background service, over a synced relay folder.
  * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
  */
+import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import {
@@ -33,6 +34,7 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import { checkWritableFolder } from './files.js';
 import { historyCommand } from './history-command.js';
 import {
   idCommand,
@@ -376,6 +378,8 @@ function daemonCommand() {
         .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
+      // A daemon that could not put a received file anywhere would keep its senders waiting.
+      if (argv.inbox !== undefined) await checkWritableFolder(resolve(argv.inbox));
       // People read a terminal; scripts and service managers get the JSON lines of daemon.log.
       const readable = process.stderr.isTTY === true && !argv.json;
       const style = styleFor(process.stderr);
