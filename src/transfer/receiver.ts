@@ -47,6 +47,13 @@ const READ_AHEAD = 2;
 /** The longest reason a status carries (the sender's check allows 1000 characters). */
 const MAX_REASON = 500;
 
+/** Bytes of the chunks the receiver holds, durable and recorded. */
+function bytesHeld(incoming: Pick<Incoming, 'plan' | 'have'>): number {
+  let bytes = 0;
+  for (const index of incoming.have) bytes += chunkRange(incoming.plan, index).length;
+  return bytes;
+}
+
 /** Errors of a folder that does not take files, as said to the sender. */
 const WRITE_REFUSED: Record<string, string> = {
   EACCES: 'permission denied',
@@ -233,6 +240,8 @@ export class TransferReceiver implements IncomingHandler {
         tid,
         total: state.offer.size,
         resumed: incoming.have.size > 0,
+        // Where a resumed transfer starts: said at once ("resuming at 40%"), not at the next chunk.
+        ...(incoming.have.size > 0 ? { bytes: bytesHeld(incoming) } : {}),
       });
     }
     return incoming;
@@ -364,8 +373,7 @@ export class TransferReceiver implements IncomingHandler {
     // written (each pass publishes one) let the sender delete chunks that a kill -9 at that
     // moment took out of the record, and the transfer waited for them for ever.
     for (const index of added) incoming.have.add(index);
-    let bytes = 0;
-    for (const index of incoming.have) bytes += chunkRange(plan, index).length;
+    const bytes = bytesHeld(incoming);
     this.options.onEvent?.({
       event: 'progress',
       peer: state.peer,
