@@ -524,6 +524,29 @@ export class Peer {
   }
 
   /**
+   * Tells the senders of offers waiting for this peer that it cannot receive them, and why
+   * (`dftp receive` into a folder it cannot write). Does nothing while another process receives
+   * files for this peer. Returns how many senders were told.
+   */
+  async refuseWaitingFiles(reason: string, from?: string): Promise<number> {
+    let role: Awaited<ReturnType<Peer['receiveFilesRole']>>;
+    try {
+      role = await this.receiveFilesRole({
+        out: this.components.home.temp,
+        from: from === undefined ? undefined : parsePeerId(from, 'peer'),
+      });
+    } catch (error) {
+      if (isDmpError(error, 'LOCKED')) return 0;
+      throw error;
+    }
+    try {
+      return await role.receiver.refuseWaiting(reason);
+    } finally {
+      await role.release();
+    }
+  }
+
+  /**
    * Takes the role of receiving files in this process. Fails with LOCKED when another process
    * (a `dftp receive`, the daemon) holds it. Returns the receiver and the release.
    */

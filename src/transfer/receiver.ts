@@ -113,6 +113,28 @@ export class TransferReceiver implements IncomingHandler {
   /** Replayed offers (peer/tid) being answered with their old verdict. */
   private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
 
+  /**
+   * Answers every offer waiting for this peer that it has not started with a `failed` status
+   * saying `reason` (a receiver that cannot write where it was told to): its senders stop with
+   * that line instead of waiting for ever. Transfers already under way are left as they are.
+   */
+  async refuseWaiting(reason: string): Promise<number> {
+    const { relay, self, sealer } = this.ctx;
+    let refused = 0;
+    for (const peer of await relay.peers()) {
+      if (peer === self || (this.options.from !== undefined && peer !== this.options.from)) continue;
+      if ((await sealer.prepare?.(peer)) === false) continue;
+      for (const name of await relay.list(peer, self)) {
+        const tid = parseOfferName(name);
+        if (tid === undefined || (await readJsonFile(this.statePath(peer, tid))) !== undefined) continue;
+        const status: Status = { tid, state: 'failed', have: [], resend: [], reason: reason.slice(0, MAX_REASON) };
+        await relay.publish(peer, [{ name: statusName(tid), data: this.sealStatus(peer, status) }], { durable: false });
+        refused += 1;
+      }
+    }
+    return refused;
+  }
+
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
     return this.unsettled.size > 0;

@@ -243,13 +243,29 @@ describe('dftp with folders and files it cannot write or read', { timeout: 120_0
     const locked = join(p.root, 'locked');
     await mkdir(locked);
     await chmod(locked, 0o555);
+    // A sender already waiting is told why, and stops, instead of waiting for ever.
+    const file = join(p.root, 'waiting.txt');
+    await writeFile(file, 'waiting\n');
+    const sender = bg(['send', 'bob', file], { home: p.alice, timeoutMs: 60_000 });
+    await waitFor(
+      'the offer',
+      async () =>
+        (await readdir(join(p.relay, 'alice', 'bob')).catch(() => [] as string[])).some((name) =>
+          name.startsWith('offer-'),
+        ),
+      30_000,
+      { describe: () => describeBackground(sender) },
+    );
     const result = await runDftp(['receive', '--out', locked], { home: p.bob, ...user, timeoutMs: 30_000 });
     assertOneLine(result, 1, /^dftp: cannot write into .*locked: permission denied$/);
+    const stopped = await sender.done;
+    assertExit(stopped, 1);
+    assert.match(stopped.stderr, /bob cannot write into .*locked: permission denied/, describeResult(stopped));
     // A path through a file is refused the same way, by root too.
-    const file = join(p.root, 'a-file');
-    await writeFile(file, '');
+    const aFile = join(p.root, 'a-file');
+    await writeFile(aFile, '');
     assertOneLine(
-      await runDftp(['receive', '--out', join(file, 'sub')], { home: p.bob, timeoutMs: 30_000 }),
+      await runDftp(['receive', '--out', join(aFile, 'sub')], { home: p.bob, timeoutMs: 30_000 }),
       1,
       /^dftp: cannot write into .*a-file\/sub: ENOTDIR$/,
     );
