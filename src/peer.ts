@@ -41,6 +41,7 @@ import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js
 import { cancelIncoming, cancelOutgoing } from './transfer/cancel.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import { type ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
+import { ReceiverSet } from './transfer/receivers.js';
 import { listTransfers, type TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
 import { expandSources, type SourceFile } from './transfer/walk.js';
@@ -158,6 +159,8 @@ export class Peer {
   private readonly publisher: PresencePublisher;
   private readonly tracker: PresenceTracker;
   private readonly broadcasts: BroadcastService;
+  /** Every file receiver of this process (the role, a get, a served folder's puts). */
+  private readonly fileReceivers: ReceiverSet;
 
   private constructor(
     node: Node,
@@ -181,6 +184,7 @@ export class Peer {
     this.components = node.components;
     this.self = node.components.self;
     this.messages = new MessageService(this.components);
+    this.fileReceivers = new ReceiverSet(node);
     // Every process answers pings and acts on acks while its loop runs.
     node.register(new PingResponder(this.components));
     node.register(this.messages.acks);
@@ -501,7 +505,7 @@ export class Peer {
       logger: this.components.logger,
     });
     const receiver = new TransferReceiver(this.components, options);
-    const unregister = this.node.register(receiver);
+    const unregister = this.fileReceivers.add(receiver);
     return {
       receiver,
       release: async () => {

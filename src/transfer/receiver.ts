@@ -34,7 +34,7 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
+import { MAX_MTIME_MS, OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
 import { FinishedTransfers } from './finished.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
@@ -55,7 +55,16 @@ export interface ReceiveOptions {
   /** Replace existing files instead of choosing a free name. */
   overwrite?: boolean;
   onEvent?: TransferEventListener;
+  /**
+   * Which offers this receiver takes. @default those that answer no request: a transfer that
+   * answers one (a served get, a put: `offer.request`) belongs to that exchange, and several
+   * receivers, in this process or others of this peer, each take only their own.
+   */
+  accept?: (peer: PeerId, offer: Offer) => boolean;
 }
+
+/** What an ordinary receiver takes: plain sends. */
+const PLAIN_SENDS = (_peer: PeerId, offer: Offer): boolean => offer.request === undefined;
 
 interface Incoming {
   state: IncomingState;
@@ -98,6 +107,9 @@ export class TransferReceiver implements IncomingHandler {
   private readonly finished: FinishedTransfers;
   /** Replayed offers (peer/tid) being answered with their old verdict. */
   private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
+  /** Offers (peer/tid) this receiver does not take (yet), as read: looked at again, not reopened. */
+  private readonly declined = new Map<string, { version: string; offer: Offer }>();
+  private readonly accepts: (peer: PeerId, offer: Offer) => boolean;
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -111,6 +123,7 @@ export class TransferReceiver implements IncomingHandler {
     const out = options.out;
     this.outFor = typeof out === 'string' ? () => out : out;
     this.finished = new FinishedTransfers(ctx.home);
+    this.accepts = options.accept ?? PLAIN_SENDS;
   }
 
   private statePath(peer: PeerId, tid: string): string {
@@ -172,13 +185,19 @@ export class TransferReceiver implements IncomingHandler {
     const known = this.transfers.get(key);
     if (known) return known;
     let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
+    // Another receiver's transfer (another process of this peer may be working on it).
+    if (state && !this.accepts(peer, state.offer)) return undefined;
     if (!state) {
       const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
+      const declined = this.declined.get(key);
+      if (declined?.version === read.version && !this.accepts(peer, declined.offer)) return undefined;
       const offer = isRefused(read)
         ? undefined
-        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
+        : declined?.version === read.version
+          ? declined.offer
+          : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
         // peer is the guard's to report. Either way, ask for the offer again: a status that
@@ -191,6 +210,13 @@ export class TransferReceiver implements IncomingHandler {
         return undefined;
       }
       this.rejectedOffers.delete(key);
+      if (!this.accepts(peer, offer)) {
+        // Not ours: no status, no partial. Whether it becomes ours (a get whose answer comes
+        // later) is asked again on the next pass.
+        this.declined.set(key, { version: read.version, offer });
+        return undefined;
+      }
+      this.declined.delete(key);
       const parts = safeRelativePath(offer.name);
       const out = this.outFor(peer);
       const target = resolveInside(out, parts);
@@ -540,16 +566,27 @@ export class TransferReceiver implements IncomingHandler {
    * partial of a transfer that never completed.
    */
   private async collectGarbage(peer: PeerId, offers: Set<string>): Promise<void> {
+    for (const key of this.declined.keys()) {
+      if (key.startsWith(`${peer}/`) && !offers.has(key.slice(peer.length + 1))) this.declined.delete(key);
+    }
     const ours = await this.ctx.relay.list(this.ctx.self, peer);
-    const stale = ours.filter((name) => {
+    const stale = new Set<string>();
+    for (const name of ours) {
       const tid = parseStatusName(name);
-      return tid !== undefined && !offers.has(tid);
-    });
-    for (const name of stale) {
-      const tid = parseStatusName(name) ?? '';
+      if (tid !== undefined && !offers.has(tid)) stale.add(tid);
+    }
+    // A transfer of ours whose offer is gone is over even when another receiver of this peer
+    // (each takes its own offers, all share the status files) already removed its status.
+    for (const incoming of this.transfers.values()) {
+      if (incoming.state.peer === peer && !offers.has(incoming.state.tid)) stale.add(incoming.state.tid);
+    }
+    for (const tid of stale) {
+      const name = statusName(tid);
       const key = `${peer}/${tid}`;
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
+      // Whoever sees it settles a transfer whose offer is gone; only its owner tells its caller.
+      const ours = known !== undefined || (state !== undefined && this.accepts(peer, state.offer));
       await known?.handle?.close().catch(() => {});
       this.replays.delete(key);
       if (state && (state.state === 'complete' || state.state === 'failed')) {
@@ -565,13 +602,14 @@ export class TransferReceiver implements IncomingHandler {
         });
       } else if (state) {
         await this.removePartial(state);
-        this.options.onEvent?.({
-          event: 'failed',
-          peer,
-          file: state.parts.join('/'),
-          tid,
-          reason: `${peer} withdrew the transfer`,
-        });
+        if (ours)
+          this.options.onEvent?.({
+            event: 'failed',
+            peer,
+            file: state.parts.join('/'),
+            tid,
+            reason: `${peer} withdrew the transfer`,
+          });
       }
       this.transfers.delete(key);
       this.unsettled.delete(key);
