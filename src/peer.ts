@@ -33,6 +33,19 @@ import {
 } from './presence/presence.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
+import {
+  type AskOptions,
+  type FileResult,
+  type GetOptions,
+  getServed,
+  type Listing,
+  listServed,
+  type PasscodeSource,
+  type PutOptions,
+  putServed,
+  removeServed,
+} from './serve/client.js';
+import { FolderServer, type ServeOptions } from './serve/server.js';
 import { MessageService } from './stream/message-service.js';
 import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
@@ -698,6 +711,56 @@ export class Peer {
       stop.abort();
       await role.release();
     }
+  }
+
+  /**
+   * Serves `dir` to the other peers until the signal fires: they list it, get files from it and,
+   * when allowed, put files into it and delete them (src/serve/server.ts).
+   */
+  async serveFolder(dir: string, options: ServeOptions & { signal: AbortSignal }): Promise<void> {
+    const server = await FolderServer.open(this.components, dir, options);
+    const undo = [this.node.register(server), this.fileReceivers.add(server.puts)];
+    try {
+      await this.serve({ signal: options.signal });
+    } finally {
+      for (const unregister of undo) unregister();
+      await server.close();
+    }
+  }
+
+  /** The entries of `path` ('' for the top) in the folder `from` serves. */
+  async listFolder(from: string, path = '', options: AskOptions = {}): Promise<Listing> {
+    return listServed(this.components, await this.requirePeer(from), path, options);
+  }
+
+  /** Gets files from the folder `from` serves into `options.out`; one result per name. */
+  async getFiles(from: string, names: readonly string[], options: GetOptions): Promise<FileResult[]> {
+    const peer = await this.requirePeer(from);
+    const runtime = { receivers: this.fileReceivers, run: (signal: AbortSignal) => this.serve({ signal }) };
+    return getServed(this.components, runtime, peer, names, options);
+  }
+
+  /** Puts files (folders recursively) into the folder `to` serves; one result per file. */
+  async putFiles(
+    to: string,
+    paths: readonly string[],
+    options: Omit<PutOptions, 'blockSize'> & { blockSize?: number } = {},
+  ): Promise<FileResult[]> {
+    const peer = await this.requirePeer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
+    const { files, skipped } = await expandSources(paths);
+    for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    return putServed(this.components, peer, files, { ...options, blockSize });
+  }
+
+  /** Deletes `name` in the folder `from` serves. */
+  async removeFile(
+    from: string,
+    name: string,
+    options: AskOptions & { passcode?: PasscodeSource } = {},
+  ): Promise<string> {
+    return removeServed(this.components, await this.requirePeer(from), name, options);
   }
 
   /** Messages waiting each way between this peer and `other` (reads only). */

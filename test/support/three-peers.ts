@@ -34,7 +34,7 @@ export class World {
 
   async open(
     id: PeerId,
-    options: { strict?: boolean; key?: string; broadcastRetentionMs?: number } = {},
+    options: { strict?: boolean; key?: string; broadcastRetentionMs?: number; quota?: number } = {},
   ): Promise<Peer> {
     this.homes[id] ??= await mkdtemp(join(tmpdir(), `dmp-identity-${id}-`));
     const peer = await Peer.open({
@@ -46,6 +46,7 @@ export class World {
       cryptoWorker: false,
       strict: options.strict,
       broadcastRetentionMs: options.broadcastRetentionMs,
+      quota: options.quota,
     });
     this.peers.push(peer);
     return peer;
