@@ -523,6 +523,7 @@ export class Peer {
       receiver,
       release: async () => {
         unregister();
+        await receiver.close();
         await release();
       },
     };

@@ -369,6 +369,7 @@ export async function getServed(
     stop.abort();
     await loop;
     remove();
+    await receiver.close();
   }
 }
 

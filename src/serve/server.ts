@@ -217,6 +217,7 @@ export class FolderServer implements IncomingHandler {
     this.closer.abort();
     for (const send of this.sends.values()) send.controller.abort();
     await Promise.allSettled([...this.working.values(), ...[...this.sends.values()].map((send) => send.settled)]);
+    await this.puts.close();
     await this.index.save().catch(() => {});
   }
 

@@ -110,6 +110,7 @@ export class TransferReceiver implements IncomingHandler {
   /** Offers (peer/tid) this receiver does not take (yet), as read: looked at again, not reopened. */
   private readonly declined = new Map<string, { version: string; offer: Offer }>();
   private readonly accepts: (peer: PeerId, offer: Offer) => boolean;
+  private closed = false;
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -130,7 +131,21 @@ export class TransferReceiver implements IncomingHandler {
     return incomingStatePath(this.ctx.home, peer, tid);
   }
 
+  /**
+   * Closes the partial files this receiver holds open, once it no longer receives (its caller
+   * stopped): what was written stays, and is resumed by the next receiver.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const incoming of this.transfers.values()) {
+      await incoming.commit?.catch(() => {});
+      await incoming.handle?.close().catch(() => {});
+      incoming.handle = undefined;
+    }
+  }
+
   async handle(peer: PeerId, names: readonly string[], context?: { blocked: boolean }): Promise<boolean> {
+    if (this.closed) return false;
     // A blocked peer's offers are left alone: no answer, as if no receiver ran.
     if (context?.blocked) return false;
     if (this.options.from !== undefined && peer !== this.options.from) return false;

@@ -5,65 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { type DmpError, isDmpError } from '../../src/errors.js';
-import type { Peer } from '../../src/peer.js';
-import type { FileResult } from '../../src/serve/client.js';
-import type { ServeOptions } from '../../src/serve/server.js';
-import { makeServedFolder, quickPasscodes } from '../support/serve.js';
-import { ALICE, BOB, CAROL, World } from '../support/three-peers.js';
+import { end, only, refusal, scene } from '../support/serve.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-
-interface Scene {
-  world: World;
-  base: string;
-  dir: string;
-  alice: Peer;
-  bob: Peer;
-  carol: Peer;
-  stop: AbortController;
-  serving: Promise<void>;
-}
-
-async function scene(options: Omit<ServeOptions, 'passcodes'> = {}): Promise<Scene> {
-  const world = await new World().init();
-  const base = await mkdtemp(join(tmpdir(), 'dmp-serve-'));
-  const { dir } = await makeServedFolder(base);
-  const alice = await world.open(ALICE);
-  const bob = await world.open(BOB);
-  const carol = await world.open(CAROL);
-  const stop = new AbortController();
-  const serving = alice.serveFolder(dir, { ...options, passcodes: quickPasscodes(), signal: stop.signal });
-  serving.catch(() => {});
-  return { world, base, dir, alice, bob, carol, stop, serving };
-}
-
-async function end(s: Scene): Promise<void> {
-  s.stop.abort();
-  await s.serving;
-  await s.world.close();
-  await rm(s.base, { recursive: true, force: true });
-}
-
-/** Rejects with the DmpError `promise` rejects with (fails when it resolves). */
-async function refusal(promise: Promise<unknown>): Promise<DmpError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isDmpError(error)) return error;
-    throw error;
-  }
-  assert.fail('expected a refusal');
-}
-
-function only(results: FileResult[]): FileResult {
-  assert.equal(results.length, 1);
-  return results[0] as FileResult;
-}
 
 describe('served folder', () => {
   test('ls, get, put and rm; hidden names, partial files, links, FIFOs are neither listed nor served', async () => {

@@ -2,13 +2,20 @@
  * What the served-folder tests share: a passcode hasher fit for the simulated world, a served
  * folder with the hostile things a folder can hold, and raw requests written as a client would.
  */
+import assert from 'node:assert/strict';
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decryptText, encryptText, parseKey } from '../../src/crypto/fernet.js';
+import { type DmpError, isDmpError } from '../../src/errors.js';
 import { PROTOCOL_VERSION } from '../../src/node/envelope.js';
+import type { Peer } from '../../src/peer.js';
+import type { FileResult } from '../../src/serve/client.js';
 import type { PasscodeHasher } from '../../src/serve/passcodes.js';
+import type { ServeOptions } from '../../src/serve/server.js';
 import { runProcess } from './cli.js';
+import { ALICE, BOB, CAROL, World } from './three-peers.js';
 
 /**
  * scrypt with a small cost, computed synchronously. The simulated world runs on a ManualClock
@@ -71,4 +78,55 @@ export function openResponse(pairKey: string, data: Buffer | string): Record<str
     body: Record<string, unknown>;
   };
   return envelope.body;
+}
+
+export interface Scene {
+  world: World;
+  base: string;
+  dir: string;
+  alice: Peer;
+  bob: Peer;
+  carol: Peer;
+  stop: AbortController;
+  serving: Promise<void>;
+}
+
+/** alice serves a folder made by makeServedFolder (quick passcodes); bob and carol are clients. */
+export async function scene(
+  options: Omit<ServeOptions, 'passcodes'> = {},
+  peers: { quota?: number } = {},
+): Promise<Scene> {
+  const world = await new World().init();
+  const base = await mkdtemp(join(tmpdir(), 'dmp-serve-'));
+  const { dir } = await makeServedFolder(base);
+  const alice = await world.open(ALICE, peers);
+  const bob = await world.open(BOB, peers);
+  const carol = await world.open(CAROL, peers);
+  const stop = new AbortController();
+  const serving = alice.serveFolder(dir, { ...options, passcodes: quickPasscodes(), signal: stop.signal });
+  serving.catch(() => {});
+  return { world, base, dir, alice, bob, carol, stop, serving };
+}
+
+export async function end(s: Scene): Promise<void> {
+  s.stop.abort();
+  await s.serving;
+  await s.world.close();
+  await rm(s.base, { recursive: true, force: true });
+}
+
+/** Rejects with the DmpError `promise` rejects with (fails when it resolves). */
+export async function refusal(promise: Promise<unknown>): Promise<DmpError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isDmpError(error)) return error;
+    throw error;
+  }
+  assert.fail('expected a refusal');
+}
+
+export function only(results: FileResult[]): FileResult {
+  assert.equal(results.length, 1);
+  return results[0] as FileResult;
 }
