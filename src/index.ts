@@ -11,6 +11,7 @@ export {
   type ResolvedConfig,
   resolveConfig,
   resolveHome,
+  type ServeConfig,
 } from './config.js';
 export {
   decrypt,

@@ -3,6 +3,7 @@
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import {
   DmpError,
@@ -13,6 +14,7 @@ import {
   type PeerOptions,
   printable,
   resolveConfig,
+  type ServeConfig,
 } from '../index.js';
 import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
@@ -158,8 +160,11 @@ export function sanitize(text: string): string {
   return printable(text);
 }
 
-/** Settings from flags, environment and config, ready for Peer.open. */
-export async function peerOptions(argv: GlobalArgs & { quota?: string }, program: string): Promise<PeerOptions> {
+/** Settings from flags, environment and config, ready for Peer.open; and the folder to serve. */
+export async function peerOptions(
+  argv: GlobalArgs & { quota?: string },
+  program: string,
+): Promise<PeerOptions & { serve?: ServeConfig }> {
   const config = await resolveConfig({
     relay: argv.relay,
     id: argv.id,
@@ -179,7 +184,14 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     quota: config.quota,
     strict: config.strict,
     logger: stderrLogger(program, argv.verbose ?? false),
+    ...(config.serve ? { serve: config.serve } : {}),
   };
+}
+
+/** Fails with a usage error unless `dir` is a folder (before a server starts on it). */
+export async function checkServedFolder(dir: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new DmpError('USAGE', `cannot serve ${dir}: not a folder`);
 }
 
 /** Opens the peer, runs `run`, and closes the peer whatever happens. */
