@@ -428,6 +428,11 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   const interrupt = new Interrupts(program);
   interrupts = interrupt;
   interrupt.install();
+  // A reader that stopped reading (`dftp ls alice | head`) is no failure: stop quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
   // The shell's completion script hands yargs the whole command line as typed, `--` included.
   const completing = args.includes('--get-yargs-completions');
   const { args: visible, operands } = completing ? { args, operands: [] } : hideOperands(args);
@@ -512,5 +517,9 @@ function commandName(command: Command | undefined): string | undefined {
 
 function exit(status: number): void {
   process.exitCode = status;
-  setImmediate(() => process.exit(status));
+  const leave = () => setImmediate(() => process.exit(status));
+  // Writes to a pipe are asynchronous: exiting at once would cut a long output (a listing of
+  // thousands of lines) short. An empty write's callback runs once everything before it is out.
+  if (process.stdout.writableLength > 0) process.stdout.write('', leave);
+  else leave();
 }

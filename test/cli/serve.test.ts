@@ -196,6 +196,16 @@ describe('dftp serve', () => {
     const out = join(p.root, 'out');
     assertExit(await runDftp(['get', 'alice', 'a.txt', '--out', out], bob), 0);
     assert.equal(await readFile(join(out, 'a.txt'), 'utf8'), 'alpha\n');
+    // A long listing reaches the end of the pipe whole (thousands of lines, several parts).
+    const many = join(dir, 'many');
+    await mkdir(many);
+    for (let index = 0; index < 3000; index += 1) await writeFile(join(many, `f${index}.txt`), `${index}\n`);
+    const listing = await runDftp(['ls', 'alice', 'many', '--json'], bob);
+    assertExit(listing, 0);
+    const names = jsonLines<{ name: string; sha256: string }>(listing.stdout);
+    assert.equal(names.length, 3000);
+    assert.equal(new Set(names.map((entry) => entry.name)).size, 3000);
+    assert.ok(names.every((entry) => /^[0-9a-f]{64}$/.test(entry.sha256)));
     const upload = join(p.root, 'up.txt');
     await writeFile(upload, 'x');
     assertExit(await runDftp(['put', 'alice', upload], bob), 0);
