@@ -326,7 +326,9 @@ export async function getServed(
   const remove = runtime.receivers.add(receiver);
   const loop = runtime.run(stop.signal).catch(() => {});
   try {
-    const results = await eachAtMost(names, options.concurrency ?? 4, async (name): Promise<FileResult> => {
+    // One transfer per file, however often it was named.
+    const unique = [...new Set(names)];
+    const results = await eachAtMost(unique, options.concurrency ?? 4, async (name): Promise<FileResult> => {
       try {
         const response = await askWithPasscode(ctx, peer, { op: 'get', name }, options);
         if (!response.ok || !response.file) return { name, error: refusal(peer, response) };

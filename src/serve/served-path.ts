@@ -62,6 +62,8 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   } catch (error) {
     const code = errnoCode(error);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'EACCES' || code === 'EPERM')
+      throw problem('not-served', 'it cannot be read here (permission denied)');
     throw error;
   }
 }
@@ -150,7 +152,13 @@ export async function listServedFolder(
   folder: string,
   limit: number,
 ): Promise<{ entries: FolderEntry[]; truncated: boolean }> {
-  const dirents = await readdir(folder, { withFileTypes: true });
+  const dirents = await readdir(folder, { withFileTypes: true }).catch((error: unknown) => {
+    const code = errnoCode(error);
+    if (code === 'EACCES' || code === 'EPERM')
+      throw problem('not-served', 'the folder cannot be read here (permission denied)');
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw problem('not-found', 'the folder is gone');
+    throw error;
+  });
   const names = dirents
     .filter((dirent) => !isHiddenName(dirent.name) && (dirent.isFile() || dirent.isDirectory() || isUnknown(dirent)))
     .map((dirent) => dirent.name)

@@ -16,6 +16,7 @@
  * - Trouble with one request is that request's answer; the server goes on serving everyone.
  */
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { lstat, realpath, unlink } from 'node:fs/promises';
 import { basename, relative, sep } from 'node:path';
 import { DmpError, isDmpError } from '../errors.js';
@@ -30,7 +31,7 @@ import { parseChunkName } from '../transfer/names.js';
 import { TransferReceiver } from '../transfer/receiver.js';
 import { safeRelativePath } from '../transfer/safe-path.js';
 import { sendFile } from '../transfer/sender.js';
-import type { PeerId } from '../util/peer-id.js';
+import { type PeerId, parsePeerId } from '../util/peer-id.js';
 import { ChecksumIndex } from './checksum-index.js';
 import {
   type AnswerCode,
@@ -96,6 +97,8 @@ const BUSY_RETRY_MS = 5000;
 const MAX_REMEMBERED_BYTES = 16 * 1024 * 1024;
 /** The part of the quota kept for answers: gets fill the rest. */
 const ANSWER_RESERVE_MAX = 16 * 1024 * 1024;
+/** How long a listing may spend hashing files new to the index before it answers, ms. */
+const HASH_BUDGET_MS = 10_000;
 /** A listing's entries are cut so that its answer fits in this share of the quota. */
 const ENTRY_BYTES_ESTIMATE = 300;
 
@@ -199,6 +202,7 @@ export class FolderServer implements IncomingHandler {
     } catch {
       throw new DmpError('USAGE', `cannot serve ${dir}: not a folder`);
     }
+    for (const peer of options.allow ?? []) parsePeerId(peer, 'peer');
     const folder = createHash('sha256').update(root).digest('hex').slice(0, 16);
     const file = (name: string) => ctx.home.serve(folder, name);
     return new FolderServer(
@@ -251,7 +255,8 @@ export class FolderServer implements IncomingHandler {
       if (this.inFlight.has(key)) continue;
       const answered = this.answered.get(key);
       if (answered) {
-        await this.answerAgain(peer, id, name, answered, published.get(id));
+        // Off the loop: publishing may wait for room in the quota.
+        this.answerAgain(peer, id, name, answered, published.get(id));
         continue;
       }
       if (queue.length >= MAX_QUEUED) break;
@@ -396,6 +401,10 @@ export class FolderServer implements IncomingHandler {
     const { entries, truncated } = await listServedFolder(folder.path, limit);
     const listed: ListEntry[] = [];
     const present = new Set<string>();
+    // A listing answers in time: what is not hashed by then is listed without its checksum and
+    // hashed afterwards, for the next listing.
+    const hashUntil = this.ctx.clock.elapsed() + HASH_BUDGET_MS;
+    const unhashed: { rel: string; path: string; info: Stats }[] = [];
     for (const entry of entries) {
       const rel = folder.rel === '' ? entry.name : `${folder.rel}/${entry.name}`;
       if (entry.type === 'folder') {
@@ -403,9 +412,12 @@ export class FolderServer implements IncomingHandler {
         continue;
       }
       present.add(entry.name);
-      const sha256 =
-        this.index.known(rel, entry.info) ??
-        (await this.hashing.run(() => this.index.digest(rel, entry.path, entry.info)).catch(() => undefined));
+      let sha256 = this.index.known(rel, entry.info);
+      if (sha256 === undefined && this.ctx.clock.elapsed() < hashUntil) {
+        sha256 = await this.hashing.run(() => this.index.digest(rel, entry.path, entry.info)).catch(() => undefined);
+      } else if (sha256 === undefined) {
+        unhashed.push({ rel, path: entry.path, info: entry.info });
+      }
       listed.push({
         name: entry.name,
         type: 'file',
@@ -417,7 +429,17 @@ export class FolderServer implements IncomingHandler {
     }
     if (!truncated) this.index.prune(folder.rel, present);
     await this.index.save();
+    if (unhashed.length > 0) void this.hashLater(unhashed);
     return { entries: listed, ...(truncated ? { truncated } : {}) };
+  }
+
+  /** Hashes files a listing had no time for, one at a time, until the server closes. */
+  private async hashLater(files: readonly { rel: string; path: string; info: Stats }[]): Promise<void> {
+    for (const file of files) {
+      if (this.closer.signal.aborted) break;
+      await this.hashing.run(() => this.index.digest(file.rel, file.path, file.info)).catch(() => undefined);
+    }
+    await this.index.save().catch(() => {});
   }
 
   private async acceptPut(
@@ -639,27 +661,27 @@ export class FolderServer implements IncomingHandler {
    * A request that was answered, seen again: its answer is published again when a part of it is
    * missing or the client published the request anew (it did not get a readable answer).
    */
-  private async answerAgain(
+  private answerAgain(
     peer: PeerId,
     id: string,
     name: string,
     answered: Answered,
     published: Set<number> | undefined,
-  ): Promise<void> {
+  ): void {
     if (answered.parts.length === 0) return;
-    const complete = answered.parts.every((part) => published?.has(part.part));
-    const read = complete ? await this.ctx.inbound.read(peer, name, { maxBytes: MAX_REQUEST_FILE }) : undefined;
-    if (complete && (read === undefined || read.version === answered.version)) return;
-    if (read !== undefined) answered.version = read.version;
     const key = `${peer}/${id}`;
     this.inFlight.add(key);
-    try {
+    void (async () => {
+      const complete = answered.parts.every((part) => published?.has(part.part));
+      const read = complete ? await this.ctx.inbound.read(peer, name, { maxBytes: MAX_REQUEST_FILE }) : undefined;
+      if (complete && (read === undefined || read.version === answered.version)) return;
+      if (read !== undefined) answered.version = read.version;
       await this.publish(peer, answered.parts);
-    } catch (error) {
-      if (!isDmpError(error)) throw error;
-    } finally {
-      this.inFlight.delete(key);
-    }
+    })()
+      .catch((error: unknown) => {
+        this.ctx.logger.log('debug', 'serve-answer-again-failed', { peer, error: String(error) });
+      })
+      .finally(() => this.inFlight.delete(key));
   }
 
   private remember(peer: PeerId, id: string, answered: Answered): void {
