@@ -719,24 +719,43 @@ export class Peer {
    * when allowed, put files into it and delete them (src/serve/server.ts).
    */
   async serveFolder(dir: string, options: ServeOptions & { signal: AbortSignal }): Promise<void> {
-    const server = await FolderServer.open(this.components, dir, options);
-    const undo = [this.node.register(server), this.fileReceivers.add(server.puts)];
+    // One server per peer: two would both act on every request.
+    const release = await acquireLock(this.components.home.lock('serve'), {
+      waitMs: 0,
+      purpose: 'another dftp serve or dmp daemon --serve',
+      logger: this.components.logger,
+    });
     try {
-      await this.serve({ signal: options.signal });
+      const server = await FolderServer.open(this.components, dir, options);
+      const undo = [this.node.register(server), this.fileReceivers.add(server.puts)];
+      try {
+        await this.serve({ signal: options.signal });
+      } finally {
+        for (const unregister of undo) unregister();
+        await server.close();
+      }
     } finally {
-      for (const unregister of undo) unregister();
-      await server.close();
+      await release();
     }
+  }
+
+  /** A peer whose folder this one may ask things of: known, accepted, and not blocked. */
+  private async requireServer(peer: string): Promise<PeerId> {
+    const id = await this.requirePeer(peer);
+    await this.blockList.refresh();
+    // Its answers would be read, but its transfers never taken: say so instead of waiting.
+    if (this.blockList.has(id)) throw new DmpError('USAGE', `${id} is blocked here: dmp unblock ${id} first`);
+    return id;
   }
 
   /** The entries of `path` ('' for the top) in the folder `from` serves. */
   async listFolder(from: string, path = '', options: AskOptions = {}): Promise<Listing> {
-    return listServed(this.components, await this.requirePeer(from), path, options);
+    return listServed(this.components, await this.requireServer(from), path, options);
   }
 
   /** Gets files from the folder `from` serves into `options.out`; one result per name. */
   async getFiles(from: string, names: readonly string[], options: GetOptions): Promise<FileResult[]> {
-    const peer = await this.requirePeer(from);
+    const peer = await this.requireServer(from);
     const runtime = { receivers: this.fileReceivers, run: (signal: AbortSignal) => this.serve({ signal }) };
     return getServed(this.components, runtime, peer, names, options);
   }
@@ -747,7 +766,7 @@ export class Peer {
     paths: readonly string[],
     options: Omit<PutOptions, 'blockSize'> & { blockSize?: number } = {},
   ): Promise<FileResult[]> {
-    const peer = await this.requirePeer(to);
+    const peer = await this.requireServer(to);
     const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
     checkQuotaHoldsBlock(this.quota, blockSize);
     const { files, skipped } = await expandSources(paths);
@@ -761,7 +780,7 @@ export class Peer {
     name: string,
     options: AskOptions & { passcode?: PasscodeSource } = {},
   ): Promise<string> {
-    return removeServed(this.components, await this.requirePeer(from), name, options);
+    return removeServed(this.components, await this.requireServer(from), name, options);
   }
 
   /** Messages waiting each way between this peer and `other` (reads only). */

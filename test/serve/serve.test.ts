@@ -93,6 +93,18 @@ describe('served folder', () => {
     }
   });
 
+  test('one server per peer: a second one is refused while the first runs', async () => {
+    const s = await scene();
+    try {
+      await s.bob.listFolder('alice');
+      const second = await refusal(s.alice.serveFolder(s.base, { signal: s.stop.signal }));
+      assert.equal(second.code, 'LOCKED');
+      assert.equal((await s.bob.listFolder('alice')).entries.length, 2);
+    } finally {
+      await end(s);
+    }
+  });
+
   test('allow-lists: only the named peers; put and rm only when allowed', async () => {
     const s = await scene({ allow: ['bob'] });
     try {
@@ -125,6 +137,11 @@ describe('served folder', () => {
       assert.deepEqual(answers, [], 'alice answered a blocked peer');
       // bob is served as before.
       assert.equal((await s.bob.listFolder('alice')).entries.length, 2);
+      // A client that blocked the server is told so at once: its transfers would never be taken.
+      assert.equal(await s.bob.block('alice'), true);
+      const blocking = await refusal(s.bob.listFolder('alice'));
+      assert.equal(blocking.code, 'USAGE');
+      assert.match(blocking.message, /alice is blocked here: dmp unblock alice first/);
     } finally {
       await end(s);
     }
