@@ -29,9 +29,12 @@ import {
 } from '../support/cli.js';
 import { openResponse } from '../support/serve.js';
 import { waitFor } from '../support/wait.js';
+import { cliLine, hasTmux, openTerminal } from './tmux.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 const background: Background[] = [];
+
+const noTmux = !(await hasTmux()) && 'tmux is not installed';
 
 async function peers(): Promise<Peers> {
   const made = await makePeers('dftp-serve-');
@@ -170,6 +173,38 @@ describe('dftp serve', () => {
       await runDftp(['ls', 'alice', '--timeout', '2'], bob),
       /no answer from alice in 2 s: is dftp serve .* running there\? dmp who shows whether alice is online/,
     );
+  });
+
+  test('on a terminal the passcode is asked for, twice for a new one, and never shown', { skip: noTmux }, async () => {
+    const p = await peers();
+    const dir = await servedFolder(p);
+    await serve(p, dir, ['--allow-put']);
+    const secret = join(p.root, 'diary.txt');
+    await writeFile(secret, 'dear diary\n');
+    const out = join(p.root, 'out');
+    const terminal = await openTerminal(100, 30);
+    try {
+      const env = { DMP_HOME: p.bob };
+      await terminal.type(`${cliLine('dftp', ['put', 'alice', secret, '--protect'], env)}; echo exit=$?`);
+      await terminal.waitFor('the prompt for a new passcode', /New passcode for diary\.txt:$/m);
+      await terminal.type('tiger lily 42');
+      await terminal.waitFor('the prompt to repeat it', /The same again:$/m);
+      await terminal.type('tiger lily 42');
+      await terminal.waitFor('the put', /exit=0/);
+      await terminal.type(`${cliLine('dftp', ['get', 'alice', 'diary.txt', '--out', out], env)}; echo exit=$?`);
+      await terminal.waitFor('the prompt for the passcode', /^Passcode for diary\.txt:$/m);
+      // Typed with a mistake, taken back with Backspace.
+      await terminal.keys('-l', 'tiger lilx');
+      await terminal.keys('BSpace');
+      await terminal.type('y 42');
+      const rows = await terminal.waitFor('the get', /exit=\d+[^]*exit=\d+/);
+      assert.match(rows.join('\n'), /exit=0[^]*exit=0/, rows.join('\n'));
+      assert.equal(await readFile(join(out, 'diary.txt'), 'utf8'), 'dear diary\n');
+      const seen = (await terminal.history()).join('\n');
+      assert.equal(/tiger|lil|42/.test(seen), false, `the passcode was shown:\n${seen}`);
+    } finally {
+      await terminal.close();
+    }
   });
 
   test('dmp daemon --serve serves the folder too, with the settings of "serve" in the config', async () => {
