@@ -286,6 +286,13 @@ function failure(error: unknown): DmpError {
   return new DmpError('IO', error instanceof Error ? error.message : String(error), { cause: error });
 }
 
+/** A transfer a get waits for: whether it showed up yet, and its end. */
+interface Waiter {
+  started: boolean;
+  ended: Promise<TransferEvent>;
+  end: (event: TransferEvent) => void;
+}
+
 export interface GetRuntime {
   /** The receivers of this process: the get's own joins them while it runs. */
   receivers: ReceiverSet;
@@ -306,7 +313,7 @@ export async function getServed(
   names: readonly string[],
   options: GetOptions,
 ): Promise<FileResult[]> {
-  const waiting = new Map<string, { resolve: (event: TransferEvent) => void }>();
+  const waiting = new Map<string, Waiter>();
   const receiver = new TransferReceiver(ctx, {
     out: options.out,
     from: peer,
@@ -315,47 +322,66 @@ export async function getServed(
     accept: (from, offer) => from === peer && offer.request !== undefined && waiting.has(offer.tid),
     onEvent: (event) => {
       options.onEvent?.(event);
-      if ((event.event === 'done' || event.event === 'failed') && waiting.has(event.tid)) {
-        waiting.get(event.tid)?.resolve(event);
-      }
+      const waiter = 'tid' in event ? waiting.get(event.tid) : undefined;
+      if (waiter && event.event !== 'waiting') waiter.started = true;
+      if (waiter && (event.event === 'done' || event.event === 'failed')) waiter.end(event);
     },
   });
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(new DmpError('ABORTED', 'cancelled; run the same command again to resume'));
+    if (stop.signal.aborted) fail();
+    stop.signal.addEventListener('abort', fail, { once: true });
+  });
+  aborted.catch(() => {});
   const remove = runtime.receivers.add(receiver);
   const loop = runtime.run(stop.signal).catch(() => {});
+  const timeoutMs = options.timeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
   try {
     // One transfer per file, however often it was named.
     const unique = [...new Set(names)];
     const results = await eachAtMost(unique, options.concurrency ?? 4, async (name): Promise<FileResult> => {
       try {
-        const response = await askWithPasscode(ctx, peer, { op: 'get', name }, options);
-        if (!response.ok || !response.file) return { name, error: refusal(peer, response) };
-        const { tid } = response.file;
-        const ended = new Promise<TransferEvent>((resolve) => waiting.set(tid, { resolve }));
-        // Received whole by an earlier run that stopped before the server saw it: done already.
-        const earlier = await readJsonFile<IncomingState>(incomingStatePath(ctx.home, peer, tid)).catch(
-          () => undefined,
-        );
-        if (earlier?.state === 'complete' && earlier.path) {
-          return {
-            name,
-            path: earlier.path,
-            bytes: earlier.offer.size,
-            ...(earlier.sha256 ? { sha256: earlier.sha256 } : {}),
-          };
+        for (;;) {
+          const response = await askWithPasscode(ctx, peer, { op: 'get', name }, options);
+          if (!response.ok || !response.file) return { name, error: refusal(peer, response) };
+          const { tid } = response.file;
+          let waiter = waiting.get(tid);
+          if (!waiter) {
+            let end: (event: TransferEvent) => void = () => {};
+            const ended = new Promise<TransferEvent>((resolve) => {
+              end = resolve;
+            });
+            waiter = { started: false, ended, end };
+            waiting.set(tid, waiter);
+          }
+          // Received whole by an earlier run that stopped before the server saw it: done already.
+          const earlier = await readJsonFile<IncomingState>(incomingStatePath(ctx.home, peer, tid)).catch(
+            () => undefined,
+          );
+          if (earlier?.state === 'complete' && earlier.path) {
+            return {
+              name,
+              path: earlier.path,
+              bytes: earlier.offer.size,
+              ...(earlier.sha256 ? { sha256: earlier.sha256 } : {}),
+            };
+          }
+          // A transfer that never shows up (its offer withdrawn before we saw it: the file changed
+          // on the server) is asked for again: the server names the one that runs now.
+          const quiet = ctx.clock.sleep(timeoutMs, stop.signal).then(
+            () => 'quiet' as const,
+            () => 'quiet' as const,
+          );
+          let event = await Promise.race([waiter.ended, aborted, quiet]);
+          if (event === 'quiet' && waiter.started) event = await Promise.race([waiter.ended, aborted]);
+          if (event === 'quiet') continue;
+          if (event.event === 'done') return { name, path: event.path, bytes: event.bytes, sha256: event.sha256 };
+          const reason = event.event === 'failed' ? event.reason : 'failed';
+          return { name, error: new DmpError('TRANSFER_FAILED', `${name}: ${reason}`, { data: { peer, name } }) };
         }
-        const aborted = new Promise<never>((_, reject) => {
-          const fail = () => reject(new DmpError('ABORTED', 'cancelled; run the same command again to resume'));
-          if (stop.signal.aborted) fail();
-          stop.signal.addEventListener('abort', fail, { once: true });
-        });
-        aborted.catch(() => {});
-        const event = await Promise.race([ended, aborted]);
-        if (event.event === 'done') return { name, path: event.path, bytes: event.bytes, sha256: event.sha256 };
-        const reason = event.event === 'failed' ? event.reason : 'failed';
-        return { name, error: new DmpError('TRANSFER_FAILED', `${name}: ${reason}`, { data: { peer, name } }) };
       } catch (error) {
         return { name, error: failure(error) };
       }

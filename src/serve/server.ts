@@ -95,6 +95,8 @@ const SENDS_IN_ALL = 16;
 const BUSY_RETRY_MS = 5000;
 /** Answers remembered (for requests that come again), in bytes of JSON at most. */
 const MAX_REMEMBERED_BYTES = 16 * 1024 * 1024;
+/** What one remembered answer counts at least. */
+const ANSWER_ENTRY_BYTES = 256;
 /** The part of the quota kept for answers: gets fill the rest. */
 const ANSWER_RESERVE_MAX = 16 * 1024 * 1024;
 /** How long a listing may spend hashing files new to the index before it answers, ms. */
@@ -686,6 +688,8 @@ export class FolderServer implements IncomingHandler {
 
   private remember(peer: PeerId, id: string, answered: Answered): void {
     const key = `${peer}/${id}`;
+    // Even an empty answer costs its entry: a flood of requests is bounded too.
+    answered.bytes = Math.max(ANSWER_ENTRY_BYTES, answered.bytes);
     this.answered.set(key, answered);
     this.rememberedBytes += answered.bytes;
   }
