@@ -42,6 +42,8 @@ const SIZE = option('size-mib', 1024) * MiB;
 const RUNS = option('runs', 2);
 /** Also send with the quota a served get may fill (48 of 64 MiB), to tell the two apart. */
 const NARROW = process.argv.includes('--narrow');
+/** Get before sending in each round (the write-back of the round before weighs on whoever comes first). */
+const GET_FIRST = process.argv.includes('--get-first');
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const fmt = (values: number[], digits = 2) => {
@@ -112,10 +114,11 @@ async function main(): Promise<void> {
     const narrowSends: number[] = [];
     const gets: number[] = [];
     for (let index = 0; index < RUNS; index += 1) {
+      if (GET_FIRST) gets.push(await get(s, 'big.bin', expected));
       sends.push((await transfer(s, big, SIZE, [], expected)).seconds);
       // A served get leaves a quarter of the quota (at most 16 MiB) for answers: 48 of 64 MiB.
       if (NARROW) narrowSends.push((await transfer(s, big, SIZE, ['--quota', '48m'], expected)).seconds);
-      gets.push(await get(s, 'big.bin', expected));
+      if (!GET_FIRST) gets.push(await get(s, 'big.bin', expected));
     }
     const rate = (seconds: number[]) =>
       fmt(
