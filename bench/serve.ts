@@ -1,6 +1,7 @@
 /**
- * `node dist/bench/serve.js [--files N] [--size-mib M] [--runs R]`: a served folder measured with
- * the real commands over a local relay folder.
+ * `node dist/bench/serve.js [--files N] [--size-mib M] [--runs R] [--narrow] [--get-first]`: a
+ * served folder measured with the real commands over a local relay folder (BENCH_DIR chooses
+ * where the temp folder goes).
  *
  * - `dftp ls` of a folder of N files (default 10,000): the first listing (the server hashes
  *   every file for its index) and the next ones (size and mtime unchanged: no file is read),
@@ -8,7 +9,8 @@
  *   (what starting a process and one round trip cost).
  * - `dftp get` of one file of M MiB (default 1024) against `dftp send` of the same file with
  *   `dftp receive`, alternated R times (default 2) in the same run: seconds until the client
- *   has the file verified in place.
+ *   has the file verified in place. `--narrow` adds a send with the quota a served get may fill
+ *   (48 of 64 MiB); `--get-first` gets before sending in each round.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
