@@ -36,6 +36,7 @@ import {
 } from './common.js';
 import { checkWritableFolder, copyToStdout, saveStdin, stdinFolder, stdoutFolder } from './files.js';
 import { ProgressView } from './progress.js';
+import { getCommand, lsCommand, putCommand, rmCommand, serveCommand } from './serve-commands.js';
 import { ago, displayWidth, fitStart, padEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dftp';
@@ -435,8 +436,19 @@ runProgram(
       ['$0 receive --out ~/incoming', 'bob: accept files into ~/incoming'],
       ['$0 send bob movie.mkv photos/', 'alice: send a file and a folder to bob'],
       ['$0 list', 'the transfers in flight or interrupted'],
+      ['$0 serve ~/public', 'serve a folder; others run dftp ls alice, dftp get alice FILE'],
     ],
-    commands: [send(), receive(), list(), cancel()],
+    commands: [
+      send(),
+      receive(),
+      list(),
+      cancel(),
+      serveCommand(),
+      lsCommand(),
+      getCommand(),
+      putCommand(),
+      rmCommand(),
+    ],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

@@ -21,6 +21,7 @@ import {
 } from '../index.js';
 import { chatCommand } from './chat.js';
 import {
+  checkServedFolder,
   type GlobalArgs,
   interruptSignal,
   joinOptionValues,
@@ -355,6 +356,7 @@ function pingCommand() {
 interface DaemonArgs extends GlobalArgs {
   inbox?: string;
   quota?: string;
+  serve?: string;
 }
 
 function daemonCommand() {
@@ -375,7 +377,14 @@ function daemonCommand() {
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
         .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
-        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
+        .option('serve', {
+          type: 'string',
+          requiresArg: true,
+          describe:
+            'serve this folder to the other peers, as dftp serve does (the rest of its settings: "serve" in the config)',
+        })
+        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming')
+        .example('$0 daemon --serve ~/public', 'and serve ~/public: others run dftp ls, dftp get'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
       // A daemon that could not put a received file anywhere would keep its senders waiting.
@@ -390,7 +399,9 @@ function daemonCommand() {
           ? (_line, entry) => writeStderr(`${describeLogLine(entry, style)}\n`)
           : (line) => process.stderr.write(line),
       });
-      await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
+      const serve = argv.serve === undefined ? options.serve : { ...options.serve, dir: resolve(argv.serve) };
+      if (serve) await checkServedFolder(serve.dir);
+      await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox, serve });
     },
   };
 }

@@ -34,7 +34,7 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
+import { MAX_MTIME_MS, OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
 import { FinishedTransfers } from './finished.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
@@ -69,7 +69,16 @@ export interface ReceiveOptions {
   /** Replace existing files instead of choosing a free name. */
   overwrite?: boolean;
   onEvent?: TransferEventListener;
+  /**
+   * Which offers this receiver takes. @default those that answer no request: a transfer that
+   * answers one (a served get, a put: `offer.request`) belongs to that exchange, and several
+   * receivers, in this process or others of this peer, each take only their own.
+   */
+  accept?: (peer: PeerId, offer: Offer) => boolean;
 }
+
+/** What an ordinary receiver takes: plain sends. */
+const PLAIN_SENDS = (_peer: PeerId, offer: Offer): boolean => offer.request === undefined;
 
 interface Incoming {
   state: IncomingState;
@@ -112,6 +121,10 @@ export class TransferReceiver implements IncomingHandler {
   private readonly finished: FinishedTransfers;
   /** Replayed offers (peer/tid) being answered with their old verdict. */
   private readonly replays = new Map<string, { status: Status; repeat: RepeatSchedule; published: boolean }>();
+  /** Offers (peer/tid) this receiver does not take (yet), as read: looked at again, not reopened. */
+  private readonly declined = new Map<string, { version: string; offer: Offer }>();
+  private readonly accepts: (peer: PeerId, offer: Offer) => boolean;
+  private closed = false;
 
   /**
    * Answers every offer waiting for this peer that it has not started with a `failed` status
@@ -127,6 +140,11 @@ export class TransferReceiver implements IncomingHandler {
       for (const name of await relay.list(peer, self)) {
         const tid = parseOfferName(name);
         if (tid === undefined || (await readJsonFile(this.statePath(peer, tid))) !== undefined) continue;
+        // Only offers this receiver would take: one answering a request is its exchange's.
+        const read = await this.ctx.inbound.read(peer, name, { maxBytes: MAX_CONTROL_FILE });
+        if (!read || isRefused(read)) continue;
+        const offer = openEnvelope(this.ctx, peer, name, read, { kind: OFFER }).envelope?.body;
+        if (!offer || offer.tid !== tid || !this.accepts(peer, offer)) continue;
         const status: Status = { tid, state: 'failed', have: [], resend: [], reason: reason.slice(0, MAX_REASON) };
         await relay.publish(peer, [{ name: statusName(tid), data: this.sealStatus(peer, status) }], { durable: false });
         refused += 1;
@@ -147,13 +165,28 @@ export class TransferReceiver implements IncomingHandler {
     const out = options.out;
     this.outFor = typeof out === 'string' ? () => out : out;
     this.finished = new FinishedTransfers(ctx.home);
+    this.accepts = options.accept ?? PLAIN_SENDS;
   }
 
   private statePath(peer: PeerId, tid: string): string {
     return incomingStatePath(this.ctx.home, peer, tid);
   }
 
+  /**
+   * Closes the partial files this receiver holds open, once it no longer receives (its caller
+   * stopped): what was written stays, and is resumed by the next receiver.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const incoming of this.transfers.values()) {
+      await incoming.commit?.catch(() => {});
+      await incoming.handle?.close().catch(() => {});
+      incoming.handle = undefined;
+    }
+  }
+
   async handle(peer: PeerId, names: readonly string[], context?: { blocked: boolean }): Promise<boolean> {
+    if (this.closed) return false;
     // A blocked peer's offers are left alone: no answer, as if no receiver ran.
     if (context?.blocked) return false;
     if (this.options.from !== undefined && peer !== this.options.from) return false;
@@ -208,13 +241,19 @@ export class TransferReceiver implements IncomingHandler {
     const known = this.transfers.get(key);
     if (known) return known;
     let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
+    // Another receiver's transfer (another process of this peer may be working on it).
+    if (state && !this.accepts(peer, state.offer)) return undefined;
     if (!state) {
       const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
+      const declined = this.declined.get(key);
+      if (declined?.version === read.version && !this.accepts(peer, declined.offer)) return undefined;
       const offer = isRefused(read)
         ? undefined
-        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
+        : declined?.version === read.version
+          ? declined.offer
+          : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope?.body;
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
         // peer is the guard's to report. Either way, ask for the offer again: a status that
@@ -227,6 +266,13 @@ export class TransferReceiver implements IncomingHandler {
         return undefined;
       }
       this.rejectedOffers.delete(key);
+      if (!this.accepts(peer, offer)) {
+        // Not ours: no status, no partial. Whether it becomes ours (a get whose answer comes
+        // later) is asked again on the next pass.
+        this.declined.set(key, { version: read.version, offer });
+        return undefined;
+      }
+      this.declined.delete(key);
       const parts = safeRelativePath(offer.name);
       const out = this.outFor(peer);
       const target = resolveInside(out, parts);
@@ -588,16 +634,27 @@ export class TransferReceiver implements IncomingHandler {
    * partial of a transfer that never completed.
    */
   private async collectGarbage(peer: PeerId, offers: Set<string>): Promise<void> {
+    for (const key of this.declined.keys()) {
+      if (key.startsWith(`${peer}/`) && !offers.has(key.slice(peer.length + 1))) this.declined.delete(key);
+    }
     const ours = await this.ctx.relay.list(this.ctx.self, peer);
-    const stale = ours.filter((name) => {
+    const stale = new Set<string>();
+    for (const name of ours) {
       const tid = parseStatusName(name);
-      return tid !== undefined && !offers.has(tid);
-    });
-    for (const name of stale) {
-      const tid = parseStatusName(name) ?? '';
+      if (tid !== undefined && !offers.has(tid)) stale.add(tid);
+    }
+    // A transfer of ours whose offer is gone is over even when another receiver of this peer
+    // (each takes its own offers, all share the status files) already removed its status.
+    for (const incoming of this.transfers.values()) {
+      if (incoming.state.peer === peer && !offers.has(incoming.state.tid)) stale.add(incoming.state.tid);
+    }
+    for (const tid of stale) {
+      const name = statusName(tid);
       const key = `${peer}/${tid}`;
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
+      // Whoever sees it settles a transfer whose offer is gone; only its owner tells its caller.
+      const ours = known !== undefined || (state !== undefined && this.accepts(peer, state.offer));
       await known?.handle?.close().catch(() => {});
       this.replays.delete(key);
       if (state && (state.state === 'complete' || state.state === 'failed')) {
@@ -613,13 +670,14 @@ export class TransferReceiver implements IncomingHandler {
         });
       } else if (state) {
         await this.removePartial(state);
-        this.options.onEvent?.({
-          event: 'failed',
-          peer,
-          file: state.parts.join('/'),
-          tid,
-          reason: `${peer} withdrew the transfer`,
-        });
+        if (ours)
+          this.options.onEvent?.({
+            event: 'failed',
+            peer,
+            file: state.parts.join('/'),
+            tid,
+            reason: `${peer} withdrew the transfer`,
+          });
       }
       this.transfers.delete(key);
       this.unsettled.delete(key);

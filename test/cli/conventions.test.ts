@@ -155,7 +155,11 @@ describe('--version, help and completion', () => {
     assert.deepEqual(commands?.sort(), ['send', 'status'], describeResult(result));
     assert.ok(pingOptions?.includes('--count'), describeResult(result));
     assert.deepEqual(sendOptions, ['--block-size'], describeResult(result));
-    assert.deepEqual(dftpCommands?.sort(), ['cancel', 'completion', 'list', 'receive', 'send'], describeResult(result));
+    assert.deepEqual(
+      dftpCommands?.sort(),
+      ['cancel', 'completion', 'get', 'list', 'ls', 'put', 'receive', 'rm', 'send', 'serve'],
+      describeResult(result),
+    );
   });
 });
 
