@@ -7,19 +7,15 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
-import { describeResult, jsonLines, killAll, makePeers, type Peers, runDmp, startDmp } from '../support/cli.js';
+import { afterEach, describe, test } from 'node:test';
+import { describeResult, jsonLines, runDmp } from '../support/cli.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 import { cliLine, hasTmux, openTerminal, type Terminal } from './tmux.js';
 
-const cleanups: (() => Promise<void>)[] = [];
+const fx = processFixture('dmp-chat-');
+const { peers } = fx;
 const terminals: Terminal[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dmp-chat-');
-  cleanups.push(made.cleanup);
-  return made;
-}
 
 async function chat(home: string, args: string[], env: Record<string, string> = {}): Promise<Terminal> {
   const terminal = await openTerminal(100, 30, env);
@@ -36,11 +32,6 @@ async function promptRow(terminal: Terminal): Promise<string> {
 
 afterEach(async () => {
   for (const terminal of terminals.splice(0)) await terminal.close();
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
 const skip = !(await hasTmux()) && 'tmux is not installed';
@@ -131,7 +122,7 @@ describe('dmp chat in a terminal', { skip }, () => {
     await bob.waitFor('goodbye', /bob is offline; bye/);
 
     // Beside the daemon: the daemon receives, the chat shows it from the daemon's inbox.
-    const daemon = startDmp(['daemon'], { home: p.bob, timeoutMs: 120_000 });
+    const daemon = fx.bg('dmp', ['daemon'], { home: p.bob, timeoutMs: 120_000 });
     await waitFor(
       'the daemon',
       async () => (await readFile(join(p.bob, 'daemon.log'), 'utf8').catch(() => '')).includes('daemon-started'),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encryptText, parseKey } from '../../src/crypto/fernet.js';
 import { seededRandom } from '../../src/util/random.js';
 import {
@@ -15,44 +15,23 @@ import {
   describeBackground,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
   type Peers,
   type RunResult,
   runDftp,
   runDmp,
   runProcess,
   stackLines,
-  startDftp,
-  startDmp,
 } from '../support/cli.js';
+import { processFixture } from '../support/fixture.js';
 import { openResponse } from '../support/serve.js';
 import { waitFor } from '../support/wait.js';
 import { cliLine, hasTmux, openTerminal } from './tmux.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
+const fx = processFixture('dftp-serve-');
+const { peers } = fx;
 
 const noTmux = !(await hasTmux()) && 'tmux is not installed';
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dftp-serve-');
-  cleanups.push(made.cleanup);
-  return made;
-}
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
 
 function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
@@ -82,8 +61,7 @@ async function servedFolder(p: Peers): Promise<string> {
 
 /** Starts `dftp serve` as alice and waits until it says it serves. */
 async function serve(p: Peers, dir: string, args: string[] = []): Promise<Background> {
-  const server = startDftp(['serve', dir, ...args], { home: p.alice, timeoutMs: 240_000 });
-  background.push(server);
+  const server = fx.bg('dftp', ['serve', dir, ...args], { home: p.alice, timeoutMs: 240_000 });
   await waitFor('dftp serve to start', () => server.stderr().includes('serving'), 30_000, {
     describe: () => describeBackground(server),
   });
@@ -217,8 +195,7 @@ describe('dftp serve', () => {
       configPath,
       JSON.stringify({ ...config, serve: { dir: join(p.root, 'elsewhere'), allowPut: true } }),
     );
-    const daemon = startDmp(['daemon', '--serve', dir], { home: p.alice, timeoutMs: 120_000 });
-    background.push(daemon);
+    const daemon = fx.bg('dmp', ['daemon', '--serve', dir], { home: p.alice, timeoutMs: 120_000 });
     const bob = { home: p.bob, timeoutMs: 60_000 };
     await waitFor(
       'the daemon to serve',
