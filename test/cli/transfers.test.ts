@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, lstat, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   type Background,
   copyRunnable,
   describeBackground,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
   type Peers,
   type RunOptions,
   type RunResult,
@@ -24,9 +22,10 @@ import {
   runProcess,
   settleAll,
   stackLines,
-  startDftp,
+  type startDftp,
 } from '../support/cli.js';
 import { fileSha256, KiB, listTree, MiB, writeRandomFile } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 
 interface Listed {
@@ -45,32 +44,12 @@ interface Listed {
   lastActivity: string;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dftp-transfers-');
-  cleanups.push(made.cleanup);
-  return made;
-}
+const fx = processFixture('dftp-transfers-');
+const { peers } = fx;
 
 function bg(...args: Parameters<typeof startDftp>): Background {
-  const started = startDftp(...args);
-  background.push(started);
-  return started;
+  return fx.bg('dftp', ...args);
 }
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
 
 function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
@@ -99,7 +78,7 @@ async function listed(home: string): Promise<Listed[]> {
 async function asNobody(p: Peers, homes: string[]): Promise<RunOptions> {
   if (process.getuid?.() !== 0) return {};
   const runnable = await copyRunnable();
-  cleanups.push(runnable.cleanup);
+  fx.onEnd(runnable.cleanup);
   const chownTree = async (path: string): Promise<void> => {
     await chown(path, 65534, 65534);
     if ((await lstat(path)).isDirectory()) {
