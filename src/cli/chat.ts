@@ -277,7 +277,7 @@ class ChatSession {
 
   private async say(to: string, text: string): Promise<void> {
     const target = await this.peer.requirePeer(to);
-    await this.peer.send(target, [text]);
+    await this.peer.send(target, [text], { signal: this.stop.signal });
     this.screen.print(this.line(`${this.peer.self} → ${target}`, text, true));
   }
 
