@@ -179,7 +179,8 @@ class ChatSession {
       screen.eraseEntered(line);
       queue = queue.then(() => this.handle(line)).catch((error: unknown) => this.hint(describe(error)));
     });
-    screen.rl.on('close', () => stop.abort());
+    // End of input (Ctrl-D, the end of a pipe): what was typed is done first, then goodbye.
+    screen.rl.on('close', () => void queue.then(() => stop.abort()));
     screen.rl.on('SIGINT', () => stop.abort());
     if (first !== undefined) this.current = await peer.requirePeer(first);
     this.info(`chat as ${peer.self}${this.current ? ` with ${this.current}` : ''}: /help lists the commands`);
