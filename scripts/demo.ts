@@ -140,6 +140,18 @@ async function main(): Promise<void> {
     run(dmp, alice, ['broadcast', 'the demo is almost over']);
     run(dmp, bob, ['listen', '--count', '1', '--timeout', '30']);
 
+    say('bob answers from dmp chat (an interactive prompt on a terminal; here its lines come from a pipe)');
+    run(dmp, bob, ['chat', 'alice'], '/who\nthanks alice, see you\n/quit\n');
+    say('alice: the conversation with bob, both ways (dmp history bob)');
+    // Alice's daemon receives it; history reads what it kept.
+    await until('bob’s answer to reach alice', async () =>
+      (
+        spawnSync(process.execPath, [dmp, 'history', 'bob', '--json'], { env: childEnv(alice), encoding: 'utf8' })
+          .stdout ?? ''
+      ).includes('see you'),
+    );
+    run(dmp, alice, ['history', 'bob']);
+
     say('alice drops a file into her outbox, DMP_HOME/outbox/bob/, and looks at dmp status');
     const outbox = join(alice, 'outbox', 'bob');
     await mkdir(outbox, { recursive: true });

@@ -23,9 +23,21 @@ import { FolderRelay } from './relay/folder-relay.js';
 import { type PeerId, parsePeerId } from './util/peer-id.js';
 import { parseSize } from './util/size.js';
 
+/** A folder served to the other peers by `dmp daemon` and `dftp serve` (the config's `serve`). */
+export interface ServeConfig {
+  dir: string;
+  /** Only these peers. @default every peer whose identity is accepted */
+  allow?: string[];
+  allowPut?: boolean;
+  allowDelete?: boolean;
+  allowOverwrite?: boolean;
+}
+
 export interface ConfigFile {
   /** Accept nothing from peers that are not verified. */
   strict?: boolean;
+  /** A folder to serve. */
+  serve?: ServeConfig;
   relay?: string;
   id?: string;
   key?: string;
@@ -58,6 +70,7 @@ export interface ResolvedConfig {
   pollMs?: number;
   quota?: number;
   strict: boolean;
+  serve?: ServeConfig;
 }
 
 /** DMP_HOME: --home, then $DMP_HOME, then the XDG state dir. */
@@ -103,7 +116,38 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv =
   }
   const quota = flags.quota !== undefined ? parseSize(flags.quota, 'quota') : file.quota;
   const strict = flags.strict ?? (env.DMP_STRICT ? env.DMP_STRICT !== '0' : undefined) ?? file.strict ?? false;
-  return { home, configPath, relay, id, key, pollMs, quota, strict };
+  const serve = file.serve === undefined ? undefined : checkServeConfig(file.serve, configPath);
+  return { home, configPath, relay, id, key, pollMs, quota, strict, ...(serve ? { serve } : {}) };
+}
+
+/** The config's `serve`, checked: a folder, peer ids, flags. */
+function checkServeConfig(value: unknown, configPath: string): ServeConfig {
+  const serve = value as Partial<ServeConfig> | null;
+  const flag = (name: keyof ServeConfig) => serve?.[name] === undefined || typeof serve[name] === 'boolean';
+  if (
+    typeof serve !== 'object' ||
+    serve === null ||
+    typeof serve.dir !== 'string' ||
+    serve.dir === '' ||
+    (serve.allow !== undefined &&
+      (!Array.isArray(serve.allow) || !serve.allow.every((peer) => typeof peer === 'string'))) ||
+    !flag('allowPut') ||
+    !flag('allowDelete') ||
+    !flag('allowOverwrite')
+  ) {
+    throw new DmpError(
+      'CONFIG',
+      `${configPath}: serve must be {"dir": "...", "allow": ["peer", ...], "allowPut": true|false, "allowDelete": true|false, "allowOverwrite": true|false}`,
+    );
+  }
+  for (const peer of serve.allow ?? []) parsePeerId(peer, 'peer');
+  return {
+    dir: serve.dir,
+    ...(serve.allow === undefined ? {} : { allow: serve.allow }),
+    ...(serve.allowPut === undefined ? {} : { allowPut: serve.allowPut }),
+    ...(serve.allowDelete === undefined ? {} : { allowDelete: serve.allowDelete }),
+    ...(serve.allowOverwrite === undefined ? {} : { allowOverwrite: serve.allowOverwrite }),
+  };
 }
 
 export interface InitResult {

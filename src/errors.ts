@@ -40,7 +40,15 @@ export type ErrorCode =
   /** A file transfer failed for good (checksum mismatch, source changed, refused). */
   | 'TRANSFER_FAILED'
   /** A local file could not be read or written. */
-  | 'IO';
+  | 'IO'
+  /** A served folder has no such file or folder (dftp get, rm, ls). */
+  | 'NOT_FOUND'
+  /**
+   * A served folder refused a request: this peer is not allowed, the path is never served (a
+   * link, a special file, a hidden name), a passcode is needed or was wrong, the peer is locked
+   * out of that file for a while, or the name exists. `data = { reason, retryAfterMs? }`.
+   */
+  | 'DENIED';
 
 /** Why a relay entry was refused (the `reason` of a BAD_ENTRY error). */
 export type BadEntryReason =

@@ -15,6 +15,7 @@ export {
   type ResolvedConfig,
   resolveConfig,
   resolveHome,
+  type ServeConfig,
 } from './config.js';
 export {
   decrypt,
@@ -48,6 +49,23 @@ export {
 export { FolderRelay, type FolderRelayOptions } from './relay/folder-relay.js';
 export { MemoryRelay, RelayReplica, SimulatedSync, type SimulatedSyncOptions } from './relay/memory-relay.js';
 export type { RelayChange, RelayFile, RelayRead, RelayStorage } from './relay/storage.js';
+export type {
+  AskOptions,
+  FileResult,
+  GetOptions,
+  Listing,
+  PasscodeSource,
+  PutOptions,
+} from './serve/client.js';
+export type { AnswerCode, ListEntry } from './serve/control.js';
+export {
+  OWASP_SCRYPT,
+  type PasscodeHasher,
+  type PasscodeRecord,
+  type ScryptCost,
+  scryptPasscodes,
+} from './serve/passcodes.js';
+export type { ServeEvent, ServeOptions } from './serve/server.js';
 export type { PingOptions, PingReply } from './stream/ping.js';
 export type { InboxMessage } from './stream/receiver.js';
 export { checkBlockSize } from './transfer/block-size.js';

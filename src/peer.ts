@@ -38,6 +38,19 @@ import {
 } from './presence/presence.js';
 import { FolderRelay } from './relay/folder-relay.js';
 import type { RelayStorage } from './relay/storage.js';
+import {
+  type AskOptions,
+  type FileResult,
+  type GetOptions,
+  getServed,
+  type Listing,
+  listServed,
+  type PasscodeSource,
+  type PutOptions,
+  putServed,
+  removeServed,
+} from './serve/client.js';
+import { FolderServer, type ServeOptions } from './serve/server.js';
 import { MessageService } from './stream/message-service.js';
 import { parseMessageName } from './stream/names.js';
 import { type PingOptions, type PingReply, PingResponder, ping } from './stream/ping.js';
@@ -45,6 +58,7 @@ import { deliveredThrough, type InboxMessage, inboxOf } from './stream/receiver.
 import { checkQuotaHoldsBlock, defaultBlockSize } from './transfer/block-size.js';
 import type { TransferEvent, TransferEventListener } from './transfer/events.js';
 import type { ReceiveOptions, TransferReceiver } from './transfer/receiver.js';
+import { ReceiverSet } from './transfer/receivers.js';
 import type { TransferRecord } from './transfer/records.js';
 import { type SendFileResult, sendFile } from './transfer/sender.js';
 import { expandSources, type SourceFile } from './transfer/walk.js';
@@ -166,6 +180,8 @@ export class Peer {
   private readonly publisher: PresencePublisher;
   private readonly tracker: PresenceTracker;
   private readonly broadcasts: BroadcastService;
+  /** Every file receiver of this process (the role, a get, a served folder's puts). */
+  private readonly fileReceivers: ReceiverSet;
 
   private constructor(
     node: Node,
@@ -189,6 +205,7 @@ export class Peer {
     this.components = node.components;
     this.self = node.components.self;
     this.messages = new MessageService(this.components);
+    this.fileReceivers = new ReceiverSet(node);
     // Every process answers pings and acts on acks while its loop runs.
     node.register(new PingResponder(this.components));
     node.register(this.messages.acks);
@@ -527,6 +544,29 @@ export class Peer {
   }
 
   /**
+   * Tells the senders of offers waiting for this peer that it cannot receive them, and why
+   * (`dftp receive` into a folder it cannot write). Does nothing while another process receives
+   * files for this peer. Returns how many senders were told.
+   */
+  async refuseWaitingFiles(reason: string, from?: string): Promise<number> {
+    let role: Awaited<ReturnType<Peer['receiveFilesRole']>>;
+    try {
+      role = await this.receiveFilesRole({
+        out: this.components.home.temp,
+        from: from === undefined ? undefined : parsePeerId(from, 'peer'),
+      });
+    } catch (error) {
+      if (isDmpError(error, 'LOCKED')) return 0;
+      throw error;
+    }
+    try {
+      return await role.receiver.refuseWaiting(reason);
+    } finally {
+      await role.release();
+    }
+  }
+
+  /**
    * Takes the role of receiving files in this process. Fails with LOCKED when another process
    * (a `dftp receive`, the daemon) holds it. Returns the receiver and the release.
    */
@@ -538,11 +578,12 @@ export class Peer {
     });
     const { TransferReceiver } = await import('./transfer/receiver.js');
     const receiver = new TransferReceiver(this.components, options);
-    const unregister = this.node.register(receiver);
+    const unregister = this.fileReceivers.add(receiver);
     return {
       receiver,
       release: async () => {
         unregister();
+        await receiver.close();
         await release();
       },
     };
@@ -739,6 +780,75 @@ export class Peer {
       stop.abort();
       await role.release();
     }
+  }
+
+  /**
+   * Serves `dir` to the other peers until the signal fires: they list it, get files from it and,
+   * when allowed, put files into it and delete them (src/serve/server.ts).
+   */
+  async serveFolder(dir: string, options: ServeOptions & { signal: AbortSignal }): Promise<void> {
+    // One server per peer: two would both act on every request.
+    const release = await acquireLock(this.components.home.lock('serve'), {
+      waitMs: 0,
+      purpose: 'another dftp serve or dmp daemon --serve',
+      logger: this.components.logger,
+    });
+    try {
+      const server = await FolderServer.open(this.components, dir, options);
+      const undo = [this.node.register(server), this.fileReceivers.add(server.puts)];
+      try {
+        await this.serve({ signal: options.signal });
+      } finally {
+        for (const unregister of undo) unregister();
+        await server.close();
+      }
+    } finally {
+      await release();
+    }
+  }
+
+  /** A peer whose folder this one may ask things of: known, accepted, and not blocked. */
+  private async requireServer(peer: string): Promise<PeerId> {
+    const id = await this.requirePeer(peer);
+    await this.blockList.refresh();
+    // Its answers would be read, but its transfers never taken: say so instead of waiting.
+    if (this.blockList.has(id)) throw new DmpError('USAGE', `${id} is blocked here: dmp unblock ${id} first`);
+    return id;
+  }
+
+  /** The entries of `path` ('' for the top) in the folder `from` serves. */
+  async listFolder(from: string, path = '', options: AskOptions = {}): Promise<Listing> {
+    return listServed(this.components, await this.requireServer(from), path, options);
+  }
+
+  /** Gets files from the folder `from` serves into `options.out`; one result per name. */
+  async getFiles(from: string, names: readonly string[], options: GetOptions): Promise<FileResult[]> {
+    const peer = await this.requireServer(from);
+    const runtime = { receivers: this.fileReceivers, run: (signal: AbortSignal) => this.serve({ signal }) };
+    return getServed(this.components, runtime, peer, names, options);
+  }
+
+  /** Puts files (folders recursively) into the folder `to` serves; one result per file. */
+  async putFiles(
+    to: string,
+    paths: readonly string[],
+    options: Omit<PutOptions, 'blockSize'> & { blockSize?: number } = {},
+  ): Promise<FileResult[]> {
+    const peer = await this.requireServer(to);
+    const blockSize = options.blockSize ?? defaultBlockSize(this.quota);
+    checkQuotaHoldsBlock(this.quota, blockSize);
+    const { files, skipped } = await expandSources(paths);
+    for (const skip of skipped) options.onEvent?.({ event: 'skipped', peer, file: skip.path, reason: skip.reason });
+    return putServed(this.components, peer, files, { ...options, blockSize });
+  }
+
+  /** Deletes `name` in the folder `from` serves. */
+  async removeFile(
+    from: string,
+    name: string,
+    options: AskOptions & { passcode?: PasscodeSource } = {},
+  ): Promise<string> {
+    return removeServed(this.components, await this.requireServer(from), name, options);
   }
 
   /** Messages waiting each way between this peer and `other` (reads only). */

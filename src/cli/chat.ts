@@ -14,8 +14,8 @@ import { formatSize, HomeLayout, type InboxMessage, isDmpError, type Logger, Pee
 import { CHAT_HELP, type ChatInput, parseChatInput } from './chat-input.js';
 import { type GlobalArgs, interruptSignal, peerOptions, sanitize, withGlobalOptions } from './common.js';
 import { clockTime, formatHistoryEntry, formatMessage, speaker } from './message-lines.js';
-import { parseSince } from './presence-commands.js';
-import { ago, displayWidth, type Style, styleFor } from './terminal.js';
+import { parseSince, whoLine } from './presence-commands.js';
+import { displayWidth, type Style, styleFor } from './terminal.js';
 
 /** How often the chat looks at who is online, to say who came and went, ms. */
 const PRESENCE_CHECK_MS = 2000;
@@ -179,7 +179,8 @@ class ChatSession {
       screen.eraseEntered(line);
       queue = queue.then(() => this.handle(line)).catch((error: unknown) => this.hint(describe(error)));
     });
-    screen.rl.on('close', () => stop.abort());
+    // End of input (Ctrl-D, the end of a pipe): what was typed is done first, then goodbye.
+    screen.rl.on('close', () => void queue.then(() => stop.abort()));
     screen.rl.on('SIGINT', () => stop.abort());
     if (first !== undefined) this.current = await peer.requirePeer(first);
     this.info(`chat as ${peer.self}${this.current ? ` with ${this.current}` : ''}: /help lists the commands`);
@@ -277,7 +278,7 @@ class ChatSession {
 
   private async say(to: string, text: string): Promise<void> {
     const target = await this.peer.requirePeer(to);
-    await this.peer.send(target, [text]);
+    await this.peer.send(target, [text], { signal: this.stop.signal });
     this.screen.print(this.line(`${this.peer.self} → ${target}`, text, true));
   }
 
@@ -292,8 +293,7 @@ class ChatSession {
     }
     const now = this.peer.clock.now();
     for (const entry of entries) {
-      const seen = entry.lastSeen ? `last seen ${ago(entry.lastSeen, now)}` : 'not seen yet';
-      this.screen.print(`  ${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}`);
+      this.screen.print(`  ${whoLine(entry, now)}`);
     }
   }
 

@@ -3,6 +3,7 @@
  * turning errors into one line and an exit status, and Ctrl-C into an AbortSignal.
  */
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import {
   DmpError,
@@ -13,6 +14,7 @@ import {
   type PeerOptions,
   printable,
   resolveConfig,
+  type ServeConfig,
 } from '../index.js';
 import { setColorFlag, styleFor, writeStderr } from './terminal.js';
 
@@ -164,8 +166,11 @@ export function sanitize(text: string): string {
   return printable(text);
 }
 
-/** Settings from flags, environment and config, ready for Peer.open. */
-export async function peerOptions(argv: GlobalArgs & { quota?: string }, program: string): Promise<PeerOptions> {
+/** Settings from flags, environment and config, ready for Peer.open; and the folder to serve. */
+export async function peerOptions(
+  argv: GlobalArgs & { quota?: string },
+  program: string,
+): Promise<PeerOptions & { serve?: ServeConfig }> {
   const config = await resolveConfig({
     relay: argv.relay,
     id: argv.id,
@@ -185,7 +190,14 @@ export async function peerOptions(argv: GlobalArgs & { quota?: string }, program
     quota: config.quota,
     strict: config.strict,
     logger: stderrLogger(program, argv.verbose ?? false),
+    ...(config.serve ? { serve: config.serve } : {}),
   };
+}
+
+/** Fails with a usage error unless `dir` is a folder (before a server starts on it). */
+export async function checkServedFolder(dir: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new DmpError('USAGE', `cannot serve ${dir}: not a folder`);
 }
 
 /** Opens the peer, runs `run`, and closes the peer whatever happens. */
@@ -422,6 +434,11 @@ export function runProgram(spec: ProgramSpec, args: string[]): void {
   const interrupt = new Interrupts(program);
   interrupts = interrupt;
   interrupt.install();
+  // A reader that stopped reading (`dftp ls alice | head`) is no failure: stop quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
   // The shell's completion script hands yargs the whole command line as typed, `--` included.
   const completing = args.includes('--get-yargs-completions');
   const { args: visible, operands } = completing ? { args, operands: [] } : hideOperands(args);
@@ -513,5 +530,9 @@ function commandName(command: Command | undefined): string | undefined {
 
 function exit(status: number): void {
   process.exitCode = status;
-  setImmediate(() => process.exit(status));
+  const leave = () => setImmediate(() => process.exit(status));
+  // Writes to a pipe are asynchronous: exiting at once would cut a long output (a listing of
+  // thousands of lines) short. An empty write's callback runs once everything before it is out.
+  if (process.stdout.writableLength > 0) process.stdout.write('', leave);
+  else leave();
 }

@@ -14,6 +14,7 @@ import {
   expandSources,
   formatSize,
   HomeLayout,
+  isDmpError,
   openForStatus,
   parsePeerId,
   parseSize,
@@ -35,6 +36,7 @@ import {
 } from './common.js';
 import { checkWritableFolder, copyToStdout, saveStdin, stdinFolder, stdoutFolder } from './files.js';
 import { ProgressView } from './progress.js';
+import { getCommand, lsCommand, putCommand, rmCommand, serveCommand } from './serve-commands.js';
 import { ago, displayWidth, fitStart, padEnd, styleFor, writeStderr } from './terminal.js';
 
 const PROGRAM = 'dftp';
@@ -188,6 +190,21 @@ interface ReceiveArgs extends GlobalArgs {
   stdout?: boolean;
 }
 
+/**
+ * Tells the senders waiting for this peer that it cannot receive, and why; quietly, as the
+ * caller's error is the one line to say. Best effort: the relay may be what is missing.
+ */
+async function refuseWaitingFiles(argv: ReceiveArgs, reason: string): Promise<void> {
+  const peer = await openPeer(argv, PROGRAM).catch(() => undefined);
+  try {
+    await peer?.refuseWaitingFiles(reason, argv.from);
+  } catch {
+    // The error being reported already says what is wrong here.
+  } finally {
+    peer?.close();
+  }
+}
+
 function receive() {
   return {
     command: 'receive',
@@ -225,7 +242,13 @@ function receive() {
       }
       const options = await peerOptions(argv, PROGRAM);
       const out = argv.stdout ? stdoutFolder(options.home) : resolve(argv.out ?? process.cwd());
-      await checkWritableFolder(out);
+      try {
+        await checkWritableFolder(out);
+      } catch (error) {
+        // Senders waiting for this peer are told why, rather than left waiting for ever.
+        if (isDmpError(error, 'IO')) await refuseWaitingFiles(argv, `${options.id} ${error.message}`);
+        throw error;
+      }
       const peer = await openPeer(argv, PROGRAM);
       const signal = interruptSignal({ resumable: true });
       const view = new ProgressView({ program: PROGRAM, direction: 'receive', json: argv.json ?? false });
@@ -413,8 +436,19 @@ runProgram(
       ['$0 receive --out ~/incoming', 'bob: accept files into ~/incoming'],
       ['$0 send bob movie.mkv photos/', 'alice: send a file and a folder to bob'],
       ['$0 list', 'the transfers in flight or interrupted'],
+      ['$0 serve ~/public', 'serve a folder; others run dftp ls alice, dftp get alice FILE'],
     ],
-    commands: [send(), receive(), list(), cancel()],
+    commands: [
+      send(),
+      receive(),
+      list(),
+      cancel(),
+      serveCommand(),
+      lsCommand(),
+      getCommand(),
+      putCommand(),
+      rmCommand(),
+    ],
     normalize: normalizeArgs,
   },
   hideBin(process.argv),

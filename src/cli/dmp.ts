@@ -3,6 +3,7 @@
  * dmp: messages, ping, status and the background service, over a synced relay folder.
  * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
  */
+import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import {
@@ -20,6 +21,7 @@ import {
 } from '../index.js';
 import { chatCommand } from './chat.js';
 import {
+  checkServedFolder,
   type GlobalArgs,
   interruptSignal,
   joinOptionValues,
@@ -33,6 +35,7 @@ import {
   secondsToMs,
   withGlobalOptions,
 } from './common.js';
+import { checkWritableFolder } from './files.js';
 import { historyCommand } from './history-command.js';
 import {
   idCommand,
@@ -353,6 +356,7 @@ function pingCommand() {
 interface DaemonArgs extends GlobalArgs {
   inbox?: string;
   quota?: string;
+  serve?: string;
 }
 
 function daemonCommand() {
@@ -373,9 +377,18 @@ function daemonCommand() {
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
         .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
-        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming'),
+        .option('serve', {
+          type: 'string',
+          requiresArg: true,
+          describe:
+            'serve this folder to the other peers, as dftp serve does (the rest of its settings: "serve" in the config)',
+        })
+        .example('$0 daemon --inbox ~/incoming &', 'in the background, files into ~/incoming')
+        .example('$0 daemon --serve ~/public', 'and serve ~/public: others run dftp ls, dftp get'),
     handler: async (argv: DaemonArgs) => {
       const options = await peerOptions(argv, PROGRAM);
+      // A daemon that could not put a received file anywhere would keep its senders waiting.
+      if (argv.inbox !== undefined) await checkWritableFolder(resolve(argv.inbox));
       // People read a terminal; scripts and service managers get the JSON lines of daemon.log.
       const readable = process.stderr.isTTY === true && !argv.json;
       const style = styleFor(process.stderr);
@@ -386,7 +399,9 @@ function daemonCommand() {
           ? (_line, entry) => writeStderr(`${describeLogLine(entry, style)}\n`)
           : (line) => process.stderr.write(line),
       });
-      await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox });
+      const serve = argv.serve === undefined ? options.serve : { ...options.serve, dir: resolve(argv.serve) };
+      if (serve) await checkServedFolder(serve.dir);
+      await runDaemon({ ...options, logger, signal: interruptSignal(), inbox: argv.inbox, serve });
     },
   };
 }

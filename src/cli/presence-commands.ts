@@ -3,9 +3,10 @@
  * block, unblock, blocked: whom this peer hears from at all.
  */
 import type { Argv } from 'yargs';
-import { DmpError } from '../index.js';
+import { DmpError, type WhoEntry } from '../index.js';
 import { type GlobalArgs, printJson, withGlobalOptions, withPeer } from './common.js';
 import { quarantineJson, quarantineText } from './quarantine-view.js';
+import { ago } from './terminal.js';
 
 const PROGRAM = 'dmp';
 
@@ -20,13 +21,11 @@ export function parseSince(text: string, now: number): number {
   throw new DmpError('USAGE', `invalid --since '${text}': give 10m, 1h, 2d or an ISO time`);
 }
 
-/** "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
-export function ago(ms: number): string {
-  const seconds = Math.max(0, Math.round(ms / 1000));
-  if (seconds < 90) return `${seconds} s ago`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86_400)} d ago`;
+/** One peer as `dmp who` and the chat's /who show it. */
+export function whoLine(entry: WhoEntry, now: number): string {
+  const seen = entry.lastSeen ? `last seen ${ago(entry.lastSeen, now)}` : 'not seen yet';
+  const quarantined = entry.quarantined ? `; ${quarantineText(entry.quarantined, now)}` : '';
+  return `${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}${quarantined}`;
 }
 
 interface WhoArgs extends GlobalArgs {
@@ -65,11 +64,7 @@ export function whoCommand() {
             });
             continue;
           }
-          const seen = entry.lastSeen ? `last seen ${ago(now - entry.lastSeen)}` : 'not seen yet';
-          const quarantined = entry.quarantined ? `; ${quarantineText(entry.quarantined, now)}` : '';
-          process.stdout.write(
-            `${entry.peer.padEnd(12)} ${entry.online ? 'online ' : 'offline'}  ${seen}${quarantined}\n`,
-          );
+          process.stdout.write(`${whoLine(entry, now)}\n`);
         }
         if (entries.length === 0 && !argv.json) {
           process.stderr.write(since === undefined ? 'dmp: nobody is online\n' : 'dmp: nobody was seen in that time\n');

@@ -7,6 +7,7 @@
 import { link, mkdir, readdir, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { type Cancel, type Clock, systemClock } from '../clock.js';
+import type { ServeConfig } from '../config.js';
 import { DmpError, isDmpError } from '../errors.js';
 import { readJsonFile, writeJsonFile } from '../local/files.js';
 import { freeName } from '../local/free-name.js';
@@ -14,6 +15,7 @@ import { HomeLayout } from '../local/home.js';
 import { acquireLock, type Release } from '../local/lock.js';
 import type { Logger } from '../log.js';
 import { Peer, type PeerOptions } from '../peer.js';
+import type { ServeEvent } from '../serve/server.js';
 import type { TransferEvent } from '../transfer/events.js';
 import type { PeerId } from '../util/peer-id.js';
 import { Spool, type SpoolFile } from './spool.js';
@@ -30,6 +32,8 @@ export interface DaemonOptions extends PeerOptions {
   spoolIntervalMs?: number;
   /** How often presence is published, ms. @default 30 000 */
   presenceIntervalMs?: number;
+  /** A folder to serve to the other peers (dmp daemon --serve DIR, or the config). @default none */
+  serve?: ServeConfig;
 }
 
 /** Failures that no retry can fix: the file goes to failed/ with the reason beside it. */
@@ -73,7 +77,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       .serve({ signal })
       .catch((error: unknown) => logger.log('error', 'service-stopped', { error: String(error) }));
     const spool = runSpool(peer, home, options);
-    await Promise.all([service, spool, roles, online]);
+    const serving = options.serve && serveFolder(peer, options.serve, logger, signal);
+    await Promise.all([service, spool, roles, online, serving]);
     await presence.flush();
     peer.close();
     logger.log('info', 'daemon-stopped', { peer: peer.self });
@@ -148,6 +153,24 @@ async function takeRolesWhenFree(
     }
     if (roles.length > 0) await peer.clock.sleep(2000, signal).catch(() => {});
   }
+}
+
+/** Serves a folder alongside everything else; trouble with it is logged, the daemon goes on. */
+async function serveFolder(peer: Peer, serve: ServeConfig, logger: Logger, signal: AbortSignal): Promise<void> {
+  logger.log('info', 'serving', { dir: serve.dir, allow: serve.allow ?? 'every peer' });
+  const onEvent = (event: ServeEvent) => {
+    if (event.event === 'transfer') {
+      logTransferEvent(logger, event.side, event.transfer);
+      return;
+    }
+    const { event: _, ...fields } = event;
+    logger.log(event.ok ? 'info' : 'warn', 'serve-answered', fields);
+  };
+  await peer
+    .serveFolder(serve.dir, { ...serve, signal, onEvent })
+    .catch((error: unknown) =>
+      logger.log('error', 'serve-stopped', { error: String((error as Error).message ?? error) }),
+    );
 }
 
 function logTransferEvent(logger: Logger, side: 'send' | 'receive', event: TransferEvent): void {

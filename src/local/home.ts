@@ -5,6 +5,7 @@
  *   <home>/config.json                   written by `dmp init`
  *   <home>/state/<self>/streams/<peer>/  message stream state, logs and inbox per peer
  *   <home>/state/<self>/transfers/...    DFTP sender and receiver state
+ *   <home>/state/<self>/serve/<folder>/  a served folder's checksums, passcode hashes, lockouts
  *   <home>/state/<self>/identity.json    this peer's identity keys (mode 600)
  *   <home>/state/<self>/trust.json       the identities it pinned or verified
  *   <home>/state/<self>/quarantine.json  peers whose files fail authentication, and until when
@@ -42,6 +43,11 @@ export class HomeLayout {
 
   transfers(...parts: string[]): string {
     return join(this.root, 'state', this.self, 'transfers', ...parts);
+  }
+
+  /** What a server keeps of one served folder (`folder`: a key derived from its real path). */
+  serve(folder: string, file: string): string {
+    return join(this.root, 'state', this.self, 'serve', folder, file);
   }
 
   folder(kind: 'inbox' | 'outbox' | 'sent' | 'failed', peer?: PeerId): string {

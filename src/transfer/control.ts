@@ -15,6 +15,12 @@ export interface Offer {
   mtimeMs: number;
   blockSize: number;
   count: number;
+  /**
+   * The request this transfer answers (docs/PROTOCOL.md, "Serving a folder"): a `get` the
+   * receiver asked for, or a `put` the receiver accepted. Unset for a plain send. A receiver
+   * takes such an offer only as part of that exchange, never as an ordinary incoming file.
+   */
+  request?: string;
 }
 
 export type TransferState = 'receiving' | 'paused' | 'complete' | 'failed';
@@ -61,7 +67,8 @@ export const OFFER = defineKind('offer', /^offer-[0-9a-f]{16}\.dmp$/, (value): O
     !isCount(body.blockSize, MAX_BLOCK_SIZE) ||
     body.blockSize < MIN_BLOCK_SIZE ||
     !isCount(body.count, MAX_CHUNKS) ||
-    body.count !== Math.max(1, Math.ceil(body.size / body.blockSize))
+    body.count !== Math.max(1, Math.ceil(body.size / body.blockSize)) ||
+    (body.request !== undefined && (typeof body.request !== 'string' || !TID_PATTERN.test(body.request)))
   ) {
     throw new DmpError('PROTOCOL', 'offer is malformed');
   }
@@ -72,6 +79,7 @@ export const OFFER = defineKind('offer', /^offer-[0-9a-f]{16}\.dmp$/, (value): O
     mtimeMs: body.mtimeMs,
     blockSize: body.blockSize,
     count: body.count,
+    ...(body.request === undefined ? {} : { request: body.request }),
   };
 });
 

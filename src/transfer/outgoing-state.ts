@@ -22,6 +22,8 @@ export interface OutgoingState {
   mtimeMs: number;
   blockSize: number;
   createdAt: number;
+  /** The request this transfer answers (a served get, a put), carried in its offer. */
+  request?: string;
 }
 
 function stateDir(ctx: Pick<NodeComponents, 'home'>): string {
@@ -42,7 +44,11 @@ export async function touchOutgoing(ctx: Pick<NodeComponents, 'home' | 'clock'>,
   await utimes(outgoingStatePath(ctx, tid), seconds, seconds).catch(() => {});
 }
 
-/** Finds the interrupted transfer of this file to this peer, or starts a new one. */
+/**
+ * Finds the interrupted transfer of this file to this peer, or starts a new one. A transfer
+ * that answers a request (`request`) and a plain send are never taken for one another: their
+ * offers go to different receivers. A resumed transfer keeps the request it started with.
+ */
 export async function resumeOrStart(
   ctx: OutgoingComponents,
   peer: PeerId,
@@ -50,6 +56,7 @@ export async function resumeOrStart(
   name: string,
   info: { size: number; mtimeMs: number },
   blockSize: number,
+  request?: string,
 ): Promise<OutgoingState & { resumed?: boolean }> {
   const dir = stateDir(ctx);
   const files = await readdir(dir).catch(() => [] as string[]);
@@ -57,6 +64,7 @@ export async function resumeOrStart(
     if (!file.endsWith('.json')) continue;
     const state = await readJsonFile<OutgoingState>(`${dir}/${file}`).catch(() => undefined);
     if (!state || state.peer !== peer || state.path !== path || state.name !== name) continue;
+    if ((state.request === undefined) !== (request === undefined)) continue;
     // Receivers refuse blocks under MIN_BLOCK_SIZE (older versions allowed them): start over.
     const usable = state.blockSize >= MIN_BLOCK_SIZE;
     if (usable && state.size === info.size && state.mtimeMs === info.mtimeMs) return { ...state, resumed: true };
@@ -72,6 +80,7 @@ export async function resumeOrStart(
     mtimeMs: info.mtimeMs,
     blockSize,
     createdAt: ctx.clock.now(),
+    ...(request === undefined ? {} : { request }),
   };
   await writeJsonFile(outgoingStatePath(ctx, state.tid), state);
   return state;

@@ -34,7 +34,7 @@ import {
   planChunks,
   toRanges,
 } from './chunk-codec.js';
-import { MAX_MTIME_MS, OFFER, STATUS, type Status } from './control.js';
+import { MAX_MTIME_MS, OFFER, type Offer, STATUS, type Status } from './control.js';
 import type { TransferEvent, TransferEventListener } from './events.js';
 import { FinishedTransfers } from './finished.js';
 import { type IncomingState, incomingStatePath } from './incoming-state.js';
@@ -59,6 +59,20 @@ const WITHDRAWN_AFTER_MS = 250;
 /** The largest round trip guessed from an offer's time stamp (a status then repeats after 10 s at the latest). */
 const GUESSED_ROUND_TRIP_MAX_MS = 5000;
 
+/** Bytes of the chunks the receiver holds, durable and recorded. */
+function bytesHeld(incoming: Pick<Incoming, 'plan' | 'have'>): number {
+  let bytes = 0;
+  for (const index of incoming.have) bytes += chunkRange(incoming.plan, index).length;
+  return bytes;
+}
+
+/** Errors of a folder that does not take files, as said to the sender. */
+const WRITE_REFUSED: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+};
+
 export interface ReceiveOptions {
   /** Where files land (created when missing), or where each sender's files land. */
   out: string | ((peer: PeerId) => string);
@@ -67,7 +81,16 @@ export interface ReceiveOptions {
   /** Replace existing files instead of choosing a free name. */
   overwrite?: boolean;
   onEvent?: TransferEventListener;
+  /**
+   * Which offers this receiver takes. @default those that answer no request: a transfer that
+   * answers one (a served get, a put: `offer.request`) belongs to that exchange, and several
+   * receivers, in this process or others of this peer, each take only their own.
+   */
+  accept?: (peer: PeerId, offer: Offer) => boolean;
 }
+
+/** What an ordinary receiver takes: plain sends. */
+const PLAIN_SENDS = (_peer: PeerId, offer: Offer): boolean => offer.request === undefined;
 
 interface Incoming {
   state: IncomingState;
@@ -122,6 +145,37 @@ export class TransferReceiver implements IncomingHandler {
    * sooner than twice that (RepeatSchedule.roundTrip).
    */
   private readonly roundTrips = new Map<PeerId, number>();
+  /** Offers (peer/tid) this receiver does not take (yet), as read: looked at again, not reopened. */
+  private readonly declined = new Map<string, { version: string; offer: Offer }>();
+  private readonly accepts: (peer: PeerId, offer: Offer) => boolean;
+  private closed = false;
+
+  /**
+   * Answers every offer waiting for this peer that it has not started with a `failed` status
+   * saying `reason` (a receiver that cannot write where it was told to): its senders stop with
+   * that line instead of waiting for ever. Transfers already under way are left as they are.
+   */
+  async refuseWaiting(reason: string): Promise<number> {
+    const { relay, self, sealer } = this.ctx;
+    let refused = 0;
+    for (const peer of await relay.peers()) {
+      if (peer === self || (this.options.from !== undefined && peer !== this.options.from)) continue;
+      if ((await sealer.prepare?.(peer)) === false) continue;
+      for (const name of await relay.list(peer, self)) {
+        const tid = parseOfferName(name);
+        if (tid === undefined || (await readJsonFile(this.statePath(peer, tid))) !== undefined) continue;
+        // Only offers this receiver would take: one answering a request is its exchange's.
+        const read = await this.ctx.inbound.read(peer, name, { maxBytes: MAX_CONTROL_FILE });
+        if (!read || isRefused(read)) continue;
+        const offer = openEnvelope(this.ctx, peer, name, read, { kind: OFFER }).envelope?.body;
+        if (!offer || offer.tid !== tid || !this.accepts(peer, offer)) continue;
+        const status: Status = { tid, state: 'failed', have: [], resend: [], reason: reason.slice(0, MAX_REASON) };
+        await relay.publish(peer, [{ name: statusName(tid), data: this.sealStatus(peer, status) }], { durable: false });
+        refused += 1;
+      }
+    }
+    return refused;
+  }
 
   /** True while a sender may not yet know a verdict: its offer is still there. */
   get hasUnsettled(): boolean {
@@ -135,13 +189,28 @@ export class TransferReceiver implements IncomingHandler {
     const out = options.out;
     this.outFor = typeof out === 'string' ? () => out : out;
     this.finished = new FinishedTransfers(ctx.home);
+    this.accepts = options.accept ?? PLAIN_SENDS;
   }
 
   private statePath(peer: PeerId, tid: string): string {
     return incomingStatePath(this.ctx.home, peer, tid);
   }
 
+  /**
+   * Closes the partial files this receiver holds open, once it no longer receives (its caller
+   * stopped): what was written stays, and is resumed by the next receiver.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const incoming of this.transfers.values()) {
+      await incoming.commit?.catch(() => {});
+      await incoming.handle?.close().catch(() => {});
+      incoming.handle = undefined;
+    }
+  }
+
   async handle(peer: PeerId, names: readonly string[], context?: { blocked: boolean }): Promise<boolean> {
+    if (this.closed) return false;
     // A blocked peer's offers are left alone: no answer, as if no receiver ran.
     if (context?.blocked) return false;
     if (this.options.from !== undefined && peer !== this.options.from) return false;
@@ -198,19 +267,25 @@ export class TransferReceiver implements IncomingHandler {
     const known = this.transfers.get(key);
     if (known) return known;
     let state = await readJsonFile<IncomingState>(this.statePath(peer, tid));
+    // Another receiver's transfer (another process of this peer may be working on it).
+    if (state && !this.accepts(peer, state.offer)) return undefined;
     if (!state) {
       const read = await this.ctx.inbound.read(peer, offerName(tid), { maxBytes: MAX_CONTROL_FILE });
       if (!read) return undefined;
       if (this.rejectedOffers.get(key) === read.version) return undefined;
-      const envelope = isRefused(read)
-        ? undefined
-        : openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope;
-      const offer = envelope?.body;
-      if (envelope && !this.roundTrips.has(peer)) {
-        // Until a round trip is seen, the offer's way here says how slow the relay is. Clocks of
-        // two machines may disagree: the guess is bounded, and only ever delays a repeat.
-        const oneWay = this.ctx.clock.now() - envelope.sentAt;
-        if (oneWay > 0) this.roundTrips.set(peer, Math.min(GUESSED_ROUND_TRIP_MAX_MS, 2 * oneWay));
+      const declined = this.declined.get(key);
+      if (declined?.version === read.version && !this.accepts(peer, declined.offer)) return undefined;
+      let offer: Offer | undefined;
+      if (declined?.version === read.version) offer = declined.offer;
+      else if (!isRefused(read)) {
+        const envelope = openEnvelope(this.ctx, peer, offerName(tid), read, { kind: OFFER }).envelope;
+        offer = envelope?.body;
+        if (envelope && !this.roundTrips.has(peer)) {
+          // Until a round trip is seen, the offer's way here says how slow the relay is. Clocks of
+          // two machines may disagree: the guess is bounded, and only ever delays a repeat.
+          const oneWay = this.ctx.clock.now() - envelope.sentAt;
+          if (oneWay > 0) this.roundTrips.set(peer, Math.min(GUESSED_ROUND_TRIP_MAX_MS, 2 * oneWay));
+        }
       }
       if (!offer || offer.tid !== tid) {
         // A damaged offer is a sync glitch (the sender publishes it again); an unauthenticated
@@ -224,6 +299,13 @@ export class TransferReceiver implements IncomingHandler {
         return undefined;
       }
       this.rejectedOffers.delete(key);
+      if (!this.accepts(peer, offer)) {
+        // Not ours: no status, no partial. Whether it becomes ours (a get whose answer comes
+        // later) is asked again on the next pass.
+        this.declined.set(key, { version: read.version, offer });
+        return undefined;
+      }
+      this.declined.delete(key);
       const parts = safeRelativePath(offer.name);
       const out = this.outFor(peer);
       const target = resolveInside(out, parts);
@@ -262,6 +344,8 @@ export class TransferReceiver implements IncomingHandler {
         tid,
         total: state.offer.size,
         resumed: incoming.have.size > 0,
+        // Where a resumed transfer starts: said at once ("resuming at 40%"), not at the next chunk.
+        ...(incoming.have.size > 0 ? { bytes: bytesHeld(incoming) } : {}),
       });
     }
     return incoming;
@@ -279,6 +363,7 @@ export class TransferReceiver implements IncomingHandler {
       // Everything was written by an earlier run that stopped before the end: finish now.
       if (incoming.commit === undefined && incoming.have.size === plan.count && state.sha256 !== undefined) {
         const handle = await this.partialHandle(incoming);
+        if (!handle && state.state === 'paused') return;
         if (handle) await this.extendHash(incoming, handle);
         await this.finish(incoming);
       }
@@ -355,12 +440,19 @@ export class TransferReceiver implements IncomingHandler {
   private async partialHandle(incoming: Incoming): Promise<FileHandle | undefined> {
     if (incoming.handle) return incoming.handle;
     const { state } = incoming;
-    state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
     try {
+      state.partial = join(await outputFolder(state.out, state.parts.slice(0, -1)), basename(state.partial));
       // A resumed partial keeps what a previous run wrote; a fresh one is created, never reused.
       incoming.handle = await openPartial(state.partial, incoming.have.size > 0, this.partialShown(state));
     } catch (error) {
       if (isDmpError(error)) throw error;
+      const refused = WRITE_REFUSED[errnoCode(error) ?? ''];
+      if (refused) {
+        // The output folder stopped taking files (its mode, a read-only mount): the sender is
+        // told why with the status and waits; the transfer goes on once it can write again.
+        await this.pause(incoming, `cannot write into ${state.out}: ${refused}; the transfer continues once it can`);
+        return undefined;
+      }
       if (errnoCode(error) === 'ENOENT' && incoming.have.size > 0) {
         // The partial vanished (deleted by hand): start this file over.
         this.ctx.logger.log('warn', 'partial-missing', { peer: state.peer, file: state.partial });
@@ -392,8 +484,7 @@ export class TransferReceiver implements IncomingHandler {
     // written (each pass publishes one) let the sender delete chunks that a kill -9 at that
     // moment took out of the record, and the transfer waited for them for ever.
     for (const index of added) incoming.have.add(index);
-    let bytes = 0;
-    for (const index of incoming.have) bytes += chunkRange(plan, index).length;
+    const bytes = bytesHeld(incoming);
     this.options.onEvent?.({
       event: 'progress',
       peer: state.peer,
@@ -612,11 +703,22 @@ export class TransferReceiver implements IncomingHandler {
    * WITHDRAWN_AFTER_MS after a look first found it missing: it may only be being replaced.
    */
   private async collectGarbage(peer: PeerId, offers: Set<string>): Promise<void> {
+    for (const key of this.declined.keys()) {
+      if (key.startsWith(`${peer}/`) && !offers.has(key.slice(peer.length + 1))) this.declined.delete(key);
+    }
     const ours = await this.ctx.relay.list(this.ctx.self, peer);
-    const now = this.ctx.clock.now();
-    const stale = ours.filter((name) => {
+    const missing = new Set<string>();
+    for (const name of ours) {
       const tid = parseStatusName(name);
-      if (tid === undefined || offers.has(tid)) return false;
+      if (tid !== undefined && !offers.has(tid)) missing.add(tid);
+    }
+    // A transfer of ours whose offer is gone is over even when another receiver of this peer
+    // (each takes its own offers, all share the status files) already removed its status.
+    for (const incoming of this.transfers.values()) {
+      if (incoming.state.peer === peer && !offers.has(incoming.state.tid)) missing.add(incoming.state.tid);
+    }
+    const now = this.ctx.clock.now();
+    const stale = [...missing].filter((tid) => {
       const key = `${peer}/${tid}`;
       const since = this.missingSince.get(key);
       if (since === undefined) {
@@ -625,12 +727,14 @@ export class TransferReceiver implements IncomingHandler {
       }
       return since !== undefined && now - since >= WITHDRAWN_AFTER_MS;
     });
-    for (const name of stale) {
-      const tid = parseStatusName(name) ?? '';
+    for (const tid of stale) {
+      const name = statusName(tid);
       const key = `${peer}/${tid}`;
       this.missingSince.delete(key);
       const state = this.transfers.get(key)?.state ?? (await readJsonFile<IncomingState>(this.statePath(peer, tid)));
       const known = this.transfers.get(key);
+      // Whoever sees it settles a transfer whose offer is gone; only its owner tells its caller.
+      const ours = known !== undefined || (state !== undefined && this.accepts(peer, state.offer));
       await known?.handle?.close().catch(() => {});
       this.replays.delete(key);
       if (state && (state.state === 'complete' || state.state === 'failed')) {
@@ -646,13 +750,14 @@ export class TransferReceiver implements IncomingHandler {
         });
       } else if (state) {
         await this.removePartial(state);
-        this.options.onEvent?.({
-          event: 'failed',
-          peer,
-          file: state.parts.join('/'),
-          tid,
-          reason: `${peer} withdrew the transfer`,
-        });
+        if (ours)
+          this.options.onEvent?.({
+            event: 'failed',
+            peer,
+            file: state.parts.join('/'),
+            tid,
+            reason: `${peer} withdrew the transfer`,
+          });
       }
       this.transfers.delete(key);
       this.unsettled.delete(key);

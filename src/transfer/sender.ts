@@ -10,6 +10,7 @@
  * - The source must not change during the transfer: size and mtime are checked at every chunk.
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DmpError, errnoCode } from '../errors.js';
@@ -52,7 +53,17 @@ export interface SendFileOptions {
   blockSize: number;
   signal?: AbortSignal;
   onEvent?: TransferEventListener;
+  /** The request this transfer answers (a served get, a put): carried in the offer. @default none */
+  request?: string;
+  /** Refuse a source that is a symbolic link (a served folder). @default false: follow it */
+  noFollow?: boolean;
 }
+
+/**
+ * The source is opened without waiting (a FIFO put in its place would block a thread for good)
+ * and, when asked, without following a link; what was opened must be a regular file.
+ */
+const NON_BLOCKING = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 export interface SendFileResult {
   tid: string;
@@ -82,7 +93,7 @@ export async function sendFile(
   }
   if (!info.isFile()) throw new DmpError('USAGE', `${source.path} is not a regular file`);
 
-  const state = await resumeOrStart(ctx, peer, path, source.name, info, options.blockSize);
+  const state = await resumeOrStart(ctx, peer, path, source.name, info, options.blockSize, options.request);
   const release = await acquireLock(ctx.home.lock(`send-${state.tid}`), {
     waitMs: 0,
     purpose: `another dftp send of ${source.name}`,
@@ -169,7 +180,15 @@ class OutgoingTransfer {
     const { ctx, state } = this;
     const signal = this.options.signal;
     try {
-      this.handle = await open(state.path, 'r');
+      const noFollow = this.options.noFollow ? (constants.O_NOFOLLOW ?? 0) : 0;
+      this.handle = await open(state.path, NON_BLOCKING | noFollow).catch((error: unknown) => {
+        const code = errnoCode(error);
+        if (code === 'ELOOP') throw new DmpError('TRANSFER_FAILED', `${state.name} is a symbolic link: not sent`);
+        throw new DmpError('IO', `cannot read ${state.path}: ${code ?? (error as Error).message}`, { cause: error });
+      });
+      if (!(await this.handle.stat()).isFile()) {
+        throw new DmpError('TRANSFER_FAILED', `${state.name} is not a regular file any more: not sent`);
+      }
       const present = await ctx.relay.list(ctx.self, state.peer);
       for (const name of present) {
         const chunk = parseChunkName(name);
@@ -287,6 +306,7 @@ class OutgoingTransfer {
       mtimeMs: state.mtimeMs,
       blockSize: state.blockSize,
       count: this.plan.count,
+      ...(state.request === undefined ? {} : { request: state.request }),
     };
     const data = sealEnvelope(ctx, {
       v: PROTOCOL_VERSION,

@@ -5,21 +5,17 @@
  * publishing offline; colour off under NO_COLOR; and plain lines when input is not a terminal.
  */
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
-import { describeResult, jsonLines, killAll, makePeers, type Peers, runDmp } from '../support/cli.js';
+import { afterEach, describe, test } from 'node:test';
+import { describeResult, jsonLines, runDmp } from '../support/cli.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 import { cliLine, hasTmux, openTerminal, type Terminal } from './tmux.js';
 
-const cleanups: (() => Promise<void>)[] = [];
+const fx = processFixture('dmp-chat-');
+const { peers } = fx;
 const terminals: Terminal[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dmp-chat-');
-  cleanups.push(made.cleanup);
-  return made;
-}
 
 async function chat(home: string, args: string[], env: Record<string, string> = {}): Promise<Terminal> {
   const terminal = await openTerminal(100, 30, env);
@@ -36,11 +32,6 @@ async function promptRow(terminal: Terminal): Promise<string> {
 
 afterEach(async () => {
   for (const terminal of terminals.splice(0)) await terminal.close();
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
 const skip = !(await hasTmux()) && 'tmux is not installed';
@@ -70,7 +61,7 @@ describe('dmp chat in a terminal', { skip }, () => {
     assert.equal(await promptRow(bob), 'alice> half typed words');
     const rows = await bob.screen();
     const incoming = rows.findIndex((row) => row.includes('alice: are you there?'));
-    const prompt = rows.findIndex((row) => row === 'alice> half typed words');
+    const prompt = rows.indexOf('alice> half typed words');
     assert.ok(incoming >= 0 && prompt > incoming, `the message above the prompt:\n${rows.join('\n')}`);
     // The text survived in the line being edited, not just on screen: finishing it sends it all.
     await bob.type(' and the rest');
@@ -110,6 +101,42 @@ describe('dmp chat in a terminal', { skip }, () => {
     const who = await runDmp(['who', '--json'], { home: p.alice });
     assert.equal(who.code, 0, describeResult(who));
     assert.deepEqual(jsonLines(who.stdout), []);
+  });
+
+  test('answers pings, sends a file with /send, and shows what a daemon beside it receives', async () => {
+    const p = await peers();
+    const file = join(p.root, 'notes.txt');
+    await writeFile(file, 'the notes\n'.repeat(1000));
+    const alice = await chat(p.alice, ['bob']);
+    const bob = await chat(p.bob, ['alice']);
+    await alice.waitFor('alice in the chat', /chat as alice/);
+    await bob.waitFor('bob in the chat', /chat as bob/);
+    // The chat's own loop answers a ping.
+    const ping = await runDmp(['ping', 'bob', '--count', '1', '--timeout', '20'], { home: p.alice });
+    assert.equal(ping.code, 0, describeResult(ping));
+    await alice.type(`/send bob ${file}`);
+    await alice.waitFor('the file sent', /sent notes\.txt to bob \(9\.8 KiB, verified\)/);
+    await bob.waitFor('the file received', /received notes\.txt from alice \(9\.8 KiB, verified\) in \S+notes\.txt/);
+    assert.equal(await readFile(join(p.bob, 'inbox', 'alice', 'notes.txt'), 'utf8'), 'the notes\n'.repeat(1000));
+    await bob.type('/quit');
+    await bob.waitFor('goodbye', /bob is offline; bye/);
+
+    // Beside the daemon: the daemon receives, the chat shows it from the daemon's inbox.
+    const daemon = fx.bg('dmp', ['daemon'], { home: p.bob, timeoutMs: 120_000 });
+    await waitFor(
+      'the daemon',
+      async () => (await readFile(join(p.bob, 'daemon.log'), 'utf8').catch(() => '')).includes('daemon-started'),
+      20_000,
+      { describe: () => daemon.stdout() + daemon.stderr() },
+    );
+    const again = await chat(p.bob, ['alice']);
+    await again.waitFor('bob in the chat again', /chat as bob/);
+    await alice.type('to the daemon and the chat');
+    await again.waitFor('the message in the chat', /alice: to the daemon and the chat/);
+    const log = await readFile(join(p.bob, 'daemon.log'), 'utf8');
+    assert.match(log, /"messages-received"/);
+    daemon.kill('SIGTERM');
+    assert.equal((await daemon.done).code, 0);
   });
 
   test('no colour under NO_COLOR; colour otherwise', async () => {

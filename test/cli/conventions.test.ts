@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   type Background,
   cliPath,
@@ -15,13 +15,9 @@ import {
   describeBackground,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
-  type Peers,
   type Program,
   REPO_ROOT,
-  type RunOptions,
   type RunResult,
   runCli,
   runDftp,
@@ -29,44 +25,13 @@ import {
   runProcess,
   settleAll,
   stackLines,
-  startCli,
 } from '../support/cli.js';
-import { fileSha256, KiB, listTree, makeTempDir, removeTree, writeRandomFile } from '../support/files.js';
+import { fileSha256, KiB, listTree, writeRandomFile } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dmp-conventions-');
-  cleanups.push(made.cleanup);
-  return made;
-}
-
-async function tempDir(): Promise<string> {
-  const dir = await makeTempDir('dmp-conventions-');
-  cleanups.push(() => removeTree(dir));
-  return dir;
-}
-
-/** Starts a background dmp or dftp that the afterEach hook kills. */
-function bg(program: Program, args: readonly string[], options: RunOptions = {}): Background {
-  const started = startCli(program, args, options);
-  background.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const fx = processFixture('dmp-conventions-');
+const { peers, tempDir, bg } = fx;
 
 function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
@@ -155,7 +120,11 @@ describe('--version, help and completion', () => {
     assert.deepEqual(commands?.sort(), ['send', 'status'], describeResult(result));
     assert.ok(pingOptions?.includes('--count'), describeResult(result));
     assert.deepEqual(sendOptions, ['--block-size'], describeResult(result));
-    assert.deepEqual(dftpCommands?.sort(), ['cancel', 'completion', 'list', 'receive', 'send'], describeResult(result));
+    assert.deepEqual(
+      dftpCommands?.sort(),
+      ['cancel', 'completion', 'get', 'list', 'ls', 'put', 'receive', 'rm', 'send', 'serve'],
+      describeResult(result),
+    );
   });
 });
 

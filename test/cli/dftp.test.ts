@@ -7,25 +7,23 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, open, readFile, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   type Background,
   completeJsonLines,
   describeBackground,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
-  type Peers,
   type RunResult,
   runDftp,
   settleAll,
   stackLines,
-  startDftp,
-  startDmp,
+  type startDftp,
+  type startDmp,
 } from '../support/cli.js';
 import { fileSha256, GiB, KiB, listTree, MiB, sampleTree, writeRandomFile } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 
 interface Event {
@@ -49,38 +47,16 @@ interface Event {
  */
 const MTIME_S = 1_795_291_079.9615;
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dftp-cli-');
-  cleanups.push(made.cleanup);
-  return made;
-}
+const fx = processFixture('dftp-cli-');
+const { peers } = fx;
 
 function bgDftp(...args: Parameters<typeof startDftp>): Background {
-  const started = startDftp(...args);
-  background.push(started);
-  return started;
+  return fx.bg('dftp', ...args);
 }
 
 function bgDmp(...args: Parameters<typeof startDmp>): Background {
-  const started = startDmp(...args);
-  background.push(started);
-  return started;
+  return fx.bg('dmp', ...args);
 }
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
 
 /** Every result exited 0; a child that failed by itself is reported before those it took down. */
 function assertAllExit0(results: RunResult[]): void {

@@ -491,6 +491,15 @@ describe('dmp failures and usage', () => {
     await chmod(p.relay, 0o755);
   });
 
+  test('dmp daemon --inbox that cannot take files exits 1 with one line, before it starts', async () => {
+    const p = await peers();
+    const file = join(p.root, 'a-file');
+    await writeFile(file, '');
+    const result = await runDmp(['daemon', '--inbox', join(file, 'sub')], { home: p.bob, timeoutMs: 30_000 });
+    assertOneLineFailure(result, 1, /^dmp: cannot write into .*a-file\/sub: ENOTDIR$/);
+    assert.equal(await readFile(join(p.bob, 'daemon.log'), 'utf8').catch(() => ''), '');
+  });
+
   test('a missing relay folder exits 1 with one line', async () => {
     const p = await peers();
     const missing = join(p.root, 'gone');

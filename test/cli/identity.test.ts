@@ -6,31 +6,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import {
-  describeResult,
-  jsonLines,
-  killAll,
-  makePeers,
-  type Peers,
-  type RunResult,
-  runDmp,
-  startDmp,
-} from '../support/cli.js';
+import { describe, test } from 'node:test';
+import { describeResult, jsonLines, type RunResult, runDmp, startDmp } from '../support/cli.js';
 import { removeTree } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dmp-identity-cli-');
-  cleanups.push(made.cleanup);
-  return made;
-}
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const { peers } = processFixture('dmp-identity-cli-');
 
 function ok(result: RunResult): RunResult {
   assert.equal(result.code, 0, describeResult(result));

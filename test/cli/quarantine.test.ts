@@ -7,17 +7,13 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { encryptText, generateKey, parseKey } from '../../src/crypto/fernet.js';
-import { describeResult, jsonLines, killAll, makePeers, type RunResult, runDmp } from '../support/cli.js';
+import { describeResult, jsonLines, type RunResult, runDmp } from '../support/cli.js';
 import { removeTree } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const fx = processFixture('dmp-quarantine-cli-');
 
 function ok(result: RunResult): RunResult {
   assert.equal(result.code, 0, describeResult(result));
@@ -28,8 +24,7 @@ const SHOWN = /quarantined until \d\d:\d\d \(in (\d+ s|1 min)\): bob's files do 
 
 describe('dmp quarantine', () => {
   test('who, peers and status show a quarantined peer with its reason and end; unquarantine and trust lift it', async () => {
-    const p = await makePeers('dmp-quarantine-cli-');
-    cleanups.push(p.cleanup);
+    const p = await fx.peers();
     // Two messages in bob's folder for alice, sealed with a key that is not their pair key.
     const folder = join(p.relay, 'bob', 'alice');
     await mkdir(folder, { recursive: true });

@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, lstat, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   type Background,
   copyRunnable,
   describeBackground,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
   type Peers,
   type RunOptions,
   type RunResult,
@@ -24,9 +22,10 @@ import {
   runProcess,
   settleAll,
   stackLines,
-  startDftp,
+  type startDftp,
 } from '../support/cli.js';
 import { fileSha256, KiB, listTree, MiB, writeRandomFile } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 
 interface Listed {
@@ -45,32 +44,12 @@ interface Listed {
   lastActivity: string;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dftp-transfers-');
-  cleanups.push(made.cleanup);
-  return made;
-}
+const fx = processFixture('dftp-transfers-');
+const { peers } = fx;
 
 function bg(...args: Parameters<typeof startDftp>): Background {
-  const started = startDftp(...args);
-  background.push(started);
-  return started;
+  return fx.bg('dftp', ...args);
 }
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
 
 function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
@@ -99,7 +78,7 @@ async function listed(home: string): Promise<Listed[]> {
 async function asNobody(p: Peers, homes: string[]): Promise<RunOptions> {
   if (process.getuid?.() !== 0) return {};
   const runnable = await copyRunnable();
-  cleanups.push(runnable.cleanup);
+  fx.onEnd(runnable.cleanup);
   const chownTree = async (path: string): Promise<void> => {
     await chown(path, 65534, 65534);
     if ((await lstat(path)).isDirectory()) {
@@ -243,16 +222,69 @@ describe('dftp with folders and files it cannot write or read', { timeout: 120_0
     const locked = join(p.root, 'locked');
     await mkdir(locked);
     await chmod(locked, 0o555);
+    // A sender already waiting is told why, and stops, instead of waiting for ever.
+    const file = join(p.root, 'waiting.txt');
+    await writeFile(file, 'waiting\n');
+    const sender = bg(['send', 'bob', file], { home: p.alice, timeoutMs: 60_000 });
+    await waitFor(
+      'the offer',
+      async () =>
+        (await readdir(join(p.relay, 'alice', 'bob')).catch(() => [] as string[])).some((name) =>
+          name.startsWith('offer-'),
+        ),
+      30_000,
+      { describe: () => describeBackground(sender) },
+    );
     const result = await runDftp(['receive', '--out', locked], { home: p.bob, ...user, timeoutMs: 30_000 });
     assertOneLine(result, 1, /^dftp: cannot write into .*locked: permission denied$/);
+    const stopped = await sender.done;
+    assertExit(stopped, 1);
+    assert.match(stopped.stderr, /bob cannot write into .*locked: permission denied/, describeResult(stopped));
     // A path through a file is refused the same way, by root too.
-    const file = join(p.root, 'a-file');
-    await writeFile(file, '');
+    const aFile = join(p.root, 'a-file');
+    await writeFile(aFile, '');
     assertOneLine(
-      await runDftp(['receive', '--out', join(file, 'sub')], { home: p.bob, timeoutMs: 30_000 }),
+      await runDftp(['receive', '--out', join(aFile, 'sub')], { home: p.bob, timeoutMs: 30_000 }),
       1,
       /^dftp: cannot write into .*a-file\/sub: ENOTDIR$/,
     );
+  });
+
+  test('an output folder that stops taking files mid-way pauses the transfer, tells the sender why, and goes on', async () => {
+    const p = await peers();
+    const out = join(p.root, 'out');
+    await mkdir(out);
+    const user = await asNobody(p, [p.bob, out]);
+    const file = join(p.root, 'later.bin');
+    await writeRandomFile(file, 256 * 1024);
+    const receiver = bg(['receive', '--from', 'alice', '--out', out, '--count', '1'], {
+      home: p.bob,
+      ...user,
+      timeoutMs: 90_000,
+    });
+    // The receiver checked the folder at start and runs; then the folder is made read-only.
+    await waitFor(
+      'the receiver to run',
+      async () => (await readdir(join(p.bob, 'locks')).catch(() => [] as string[])).includes('receive-files.lock'),
+      30_000,
+      { describe: () => describeBackground(receiver) },
+    );
+    await chmod(out, 0o555);
+    try {
+      const sender = bg(['send', 'bob', file, '--json'], { home: p.alice, timeoutMs: 90_000 });
+      await waitFor(
+        'the sender to be told',
+        () => sender.stdout().includes(`cannot write into ${out}: permission denied`),
+        30_000,
+        { describe: () => describeBackground(sender) },
+      );
+      await chmod(out, 0o755);
+      assertExit(await sender.done, 0);
+      assertExit(await receiver.done, 0);
+      assert.deepEqual(await readFile(join(out, 'later.bin')), await readFile(file));
+    } finally {
+      await chmod(out, 0o755);
+    }
   });
 
   test('an unreadable file inside a folder is skipped with a warning, the rest is sent, exit 1 naming it', async () => {

@@ -40,6 +40,7 @@ export class World {
       strict?: boolean;
       key?: string;
       broadcastRetentionMs?: number;
+      quota?: number;
       /** Wraps the peer's relay storage (to watch what it reads). */
       relay?: (relay: RelayStorage) => RelayStorage;
       logger?: Logger;
@@ -57,6 +58,7 @@ export class World {
       strict: options.strict,
       broadcastRetentionMs: options.broadcastRetentionMs,
       logger: options.logger,
+      quota: options.quota,
     });
     this.peers.push(peer);
     return peer;

@@ -676,6 +676,12 @@ describe('DFTP over a simulated sync', () => {
         assert.equal(offer?.event === 'offer' && offer.resumed, true, `sender: ${JSON.stringify(offer)}`);
         const bobOffer = receiverEvents.find((event) => event.event === 'offer');
         assert.equal(bobOffer?.event === 'offer' && bobOffer.resumed, true, `receiver: ${JSON.stringify(bobOffer)}`);
+        // The receiver says where it resumes with the offer, before any new chunk.
+        const resumedAt = bobOffer?.event === 'offer' ? bobOffer.bytes : undefined;
+        assert.ok(
+          resumedAt !== undefined && resumedAt > 0 && resumedAt < data.length,
+          `receiver: ${JSON.stringify(bobOffer)}`,
+        );
         assert.ok(published < total, `the rerun published ${published} of ${total} chunks: it started over`);
       } finally {
         unhook();
