@@ -45,10 +45,14 @@ import {
 } from './common.js';
 import { formatTimeline, type Timeline, TimelineProbe } from './timeline.js';
 
-/** Targets of issue 14, as ratios to the engine alone measured in the same run. */
-const TARGET_DEFAULTS = 2;
-const TARGET_BIG_QUOTA = 1.25;
-const BIG_QUOTA = '256m';
+/**
+ * Targets of issue 14, as ratios to the engine alone measured in the same run: 2x with defaults,
+ * 1.25x with a quota at least the file's size. The default quota (256 MiB) holds the 128 MiB
+ * file, so the defaults row is held to the stricter one. The old default, 64 MiB, half the file,
+ * is a row of its own with no target: it shows the window model (quota / round trip).
+ */
+const TARGET_DEFAULTS = 1.25;
+const SMALL_QUOTA = '64m';
 /** Polling interval of the copies, ms: fine enough for a 1 s watcher delay, light on 2 cores. */
 const POLL_MS = 5;
 /** No single carry may take longer than this (a stuck transfer fails the row, not the machine). */
@@ -246,17 +250,17 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
     const expected = await sha256File(source);
     const engine: number[] = [];
     const defaults: DftpSample[] = [];
-    const bigQuota: DftpSample[] = [];
+    const smallQuota: DftpSample[] = [];
     await sequence(runs, async () => {
       engine.push(await engineAlone(peers, source, size, expected));
       defaults.push(await dftpCarry(peers, source, expected, []));
-      bigQuota.push(await dftpCarry(peers, source, expected, ['--quota', BIG_QUOTA]));
+      smallQuota.push(await dftpCarry(peers, source, expected, ['--quota', SMALL_QUOTA]));
     });
     // One more transfer of each kind, watched closely: where the time goes.
     const timelines: Timeline[] = [];
     for (const [label, extra, quota] of [
       ['defaults', [], DEFAULT_QUOTA],
-      [`--quota ${BIG_QUOTA}`, ['--quota', BIG_QUOTA], parseSize(BIG_QUOTA)],
+      [`--quota ${SMALL_QUOTA}`, ['--quota', SMALL_QUOTA], parseSize(SMALL_QUOTA)],
     ] as const) {
       const probe = new TimelineProbe({
         copyA: peers.pair.a.folder,
@@ -272,7 +276,7 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
     }
 
     const engineStat = summarize(engine);
-    const describe = (samples: DftpSample[], target: number) => {
+    const describe = (samples: DftpSample[], target?: number) => {
       const place = summarize(samples.map((sample) => sample.place));
       const receiverExit = summarize(samples.map((sample) => sample.receiverExit));
       const ratio = summarize(samples.map((sample, i) => sample.place / (engine[i] ?? Number.NaN)));
@@ -284,12 +288,12 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
         ratio,
         exitRatio,
         target,
-        met: ratio.median <= target,
+        met: target === undefined ? null : ratio.median <= target,
       };
     };
     const rows = {
       defaults: describe(defaults, TARGET_DEFAULTS),
-      bigQuota: describe(bigQuota, TARGET_BIG_QUOTA),
+      smallQuota: describe(smallQuota),
     };
     const x = (v: number) => `${v.toFixed(2)}x`;
     say(
@@ -299,11 +303,11 @@ export async function syncthingRows(options: RowOptions): Promise<Record<string,
     say(`  engine alone (rename into A until B has it)  ${range(engineStat, secs)} s`);
     for (const [label, row] of [
       ['dftp defaults          ', rows.defaults],
-      [`dftp --quota ${BIG_QUOTA}      `, rows.bigQuota],
+      [`dftp --quota ${SMALL_QUOTA}       `, rows.smallQuota],
     ] as const) {
       say(
         `  ${label}file in place ${range(row.place, secs)} s = ${range(row.ratio, x)} the engine ` +
-          `(target <= ${row.target}x: ${verdict(row.met)}); receiver exits ${range(row.receiverExit, secs)} s ` +
+          `(${row.target === undefined ? 'no target' : `target <= ${row.target}x: ${verdict(row.met === true)}`}); receiver exits ${range(row.receiverExit, secs)} s ` +
           `= ${x(row.exitRatio.median)}`,
       );
     }

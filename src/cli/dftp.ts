@@ -128,7 +128,7 @@ function send() {
         .option('quota', {
           type: 'string',
           requiresArg: true,
-          describe: 'most bytes this peer may hold in the relay (default 64m)',
+          describe: 'most bytes this peer may hold in the relay (default 256m)',
         })
         .option('queue', { type: 'boolean', describe: "hand the files to the daemon's outbox and return at once" })
         .example('$0 send bob movie.mkv photos/', 'a file and a folder; returns once bob has them whole')

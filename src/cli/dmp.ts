@@ -373,7 +373,7 @@ function daemonCommand() {
         .option('quota', {
           type: 'string',
           requiresArg: true,
-          describe: 'most bytes this peer may hold in the relay (default 64m)',
+          describe: 'most bytes this peer may hold in the relay (default 256m)',
         })
         .example('$0 daemon --verbose', 'run in the foreground until Ctrl-C, with debug lines')
         .example('$0 daemon --json', 'log JSON lines on a terminal too (as in DMP_HOME/daemon.log)')
