@@ -3,6 +3,7 @@
  * dftp: files of any size through the relay, in encrypted chunks that never exceed the quota.
  * A thin layer over the public API in src/peer.ts.
  */
+import './small-heap.js';
 import { stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Argv } from 'yargs';

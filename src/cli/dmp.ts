@@ -3,6 +3,7 @@
  * dmp: messages, ping, status and the background service, over a synced relay folder.
  * A thin layer over the public API in src/peer.ts; it only parses, renders and maps errors.
  */
+import './small-heap.js';
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';

@@ -18,6 +18,12 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/**
+ * The worker's young generation, MiB. Its JavaScript objects are a few per chunk (the cipher
+ * output is outside the V8 heap), but by default the space grows as if it held more.
+ */
+const WORKER_YOUNG_GENERATION_MB = 2;
+
 const asBuffer = (view: Uint8Array) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 
 export class CryptoPool {
@@ -27,7 +33,9 @@ export class CryptoPool {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./fernet-worker.js', import.meta.url));
+    const worker = new Worker(new URL('./fernet-worker.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
     type Message = {
       id: number;
       result?: Uint8Array;
