@@ -47,6 +47,13 @@ import { outputFolder, resolveInside, safeRelativePath } from './safe-path.js';
  * this thread writes and hashes (a second bought no time, and cost 4 MiB more memory).
  */
 const READ_AHEAD = 1;
+/**
+ * A pass that writes more than this starts making its chunks durable (fsync, record, status)
+ * while it goes on writing, so that a burst (a sync engine delivering a whole window at once)
+ * does not end with one fsync of everything: 128 MiB present at once took 0.69-0.97 s from
+ * offer to verified, 0.49-0.50 s of it with no fsync at all.
+ */
+const COMMIT_BYTES = 16 * 1024 * 1024;
 /** The longest reason a status carries (the sender's check allows 1000 characters). */
 const MAX_REASON = 500;
 /**
@@ -373,6 +380,7 @@ export class TransferReceiver implements IncomingHandler {
     const handle = await this.partialHandle(incoming);
     if (!handle) return;
     const added: number[] = [];
+    let addedBytes = 0;
     // Up to READ_AHEAD chunks are read and decrypted (in the crypto worker) while the main
     // thread writes and hashes the one before.
     const reads = new Map<number, Promise<Buffer | undefined>>();
@@ -397,6 +405,7 @@ export class TransferReceiver implements IncomingHandler {
           throw localWriteError(error, state.partial);
         }
         added.push(index);
+        addedBytes += data.length;
         incoming.written.add(index);
         // In-order data is hashed now; chunks that came early are read back in extendHash.
         if (index === incoming.hashedIndex && incoming.hash !== undefined) {
@@ -404,6 +413,13 @@ export class TransferReceiver implements IncomingHandler {
           incoming.hashedIndex += 1;
         }
         this.recycle(data);
+        // Never at the last chunk of the pass: a commit that completes the file must follow
+        // extendHash below, and one that leaves a wanted chunk of this pass unwritten cannot.
+        if (addedBytes >= COMMIT_BYTES && incoming.commit === undefined && position < wanted.length - 1) {
+          incoming.uncommitted.push(...added.splice(0));
+          addedBytes = 0;
+          this.scheduleCommit(incoming, handle);
+        }
       }
       await this.extendHash(incoming, handle);
     } finally {
