@@ -10,11 +10,13 @@
  * - `dftp get` of one file of M MiB (default 1024) against `dftp send` of the same file with
  *   `dftp receive`, alternated R times (default 2) in the same run: seconds until the client
  *   has the file verified in place. `--narrow` adds a send with the quota a served get may fill
- *   (48 of 64 MiB); `--get-first` gets before sending in each round.
+ *   (the default quota less the share kept for answers); `--get-first` gets before sending in
+ *   each round.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_QUOTA } from '../src/index.js';
 import {
   DFTP,
   installExitHooks,
@@ -42,8 +44,10 @@ function option(name: string, fallback: number): number {
 const FILES = option('files', 10_000);
 const SIZE = option('size-mib', 1024) * MiB;
 const RUNS = option('runs', 2);
-/** Also send with the quota a served get may fill (48 of 64 MiB), to tell the two apart. */
+/** Also send with the quota a served get may fill, to tell the two apart. */
 const NARROW = process.argv.includes('--narrow');
+/** What a served get may fill: the quota less a quarter of it, at most 16 MiB, kept for answers (src/serve/server.ts). */
+const NARROW_QUOTA = `${(DEFAULT_QUOTA - Math.min(DEFAULT_QUOTA / 4, 16 * MiB)) / MiB}m`;
 /** Get before sending in each round (the write-back of the round before weighs on whoever comes first). */
 const GET_FIRST = process.argv.includes('--get-first');
 
@@ -118,8 +122,7 @@ async function main(): Promise<void> {
     for (let index = 0; index < RUNS; index += 1) {
       if (GET_FIRST) gets.push(await get(s, 'big.bin', expected));
       sends.push((await transfer(s, big, SIZE, [], expected)).seconds);
-      // A served get leaves a quarter of the quota (at most 16 MiB) for answers: 48 of 64 MiB.
-      if (NARROW) narrowSends.push((await transfer(s, big, SIZE, ['--quota', '48m'], expected)).seconds);
+      if (NARROW) narrowSends.push((await transfer(s, big, SIZE, ['--quota', NARROW_QUOTA], expected)).seconds);
       if (!GET_FIRST) gets.push(await get(s, 'big.bin', expected));
     }
     const rate = (seconds: number[]) =>
@@ -129,7 +132,9 @@ async function main(): Promise<void> {
       );
     say(`dftp send + receive, ${SIZE / MiB} MiB (${RUNS} runs): ${fmt(sends)} s, ${rate(sends)} MiB/s`);
     if (NARROW)
-      say(`dftp send --quota 48m + receive (${RUNS} runs): ${fmt(narrowSends)} s, ${rate(narrowSends)} MiB/s`);
+      say(
+        `dftp send --quota ${NARROW_QUOTA} + receive (${RUNS} runs): ${fmt(narrowSends)} s, ${rate(narrowSends)} MiB/s`,
+      );
     say(`dftp get from dftp serve, ${SIZE / MiB} MiB (${RUNS} runs): ${fmt(gets)} s, ${rate(gets)} MiB/s`);
     await stopChild(server.child);
   } finally {
