@@ -75,6 +75,11 @@ export interface EncryptOptions {
   iv?: Buffer;
   /** Write the token into this buffer when it is large enough (returns a view of it). */
   output?: Buffer;
+  /**
+   * Called after each slice of at most SLICE bytes, whose output OpenSSL gave as a new buffer:
+   * a caller that collects garbage now and then keeps those buffers from piling up.
+   */
+  onSlice?: () => void;
 }
 
 /** Encrypts the concatenation of `parts` into a raw token, without concatenating them first. */
@@ -120,7 +125,7 @@ export function encryptInPlace(
   buffer: Buffer,
   start: number,
   end: number,
-  options: Pick<EncryptOptions, 'timestamp' | 'iv'> = {},
+  options: Pick<EncryptOptions, 'timestamp' | 'iv' | 'onSlice'> = {},
 ): Buffer {
   const length = tokenLength(end - start);
   if (start < HEADER_LENGTH || end < start || end > buffer.length || length > buffer.length) {
@@ -135,6 +140,7 @@ export function encryptInPlace(
     // The slice is consumed before its output is copied, and the output ends at or before the
     // next unread plaintext byte (offset - 25 <= at - start).
     offset += cipher.update(buffer.subarray(at, Math.min(at + SLICE, end))).copy(buffer, offset);
+    options.onSlice?.();
   }
   offset += cipher.final().copy(buffer, offset);
   buffer[0] = VERSION;
@@ -155,6 +161,8 @@ export interface DecryptOptions {
    * it). Safe because CBC output never runs ahead of the input it was made from.
    */
   inPlace?: boolean;
+  /** As for encryption (EncryptOptions.onSlice). */
+  onSlice?: () => void;
 }
 
 /** Verifies and decrypts a raw token. Throws an AUTH DmpError on any failure. */
@@ -181,6 +189,7 @@ export function decrypt(key: FernetKey, token: Buffer, options: DecryptOptions =
     let written = 0;
     for (let at = HEADER_LENGTH; at < macOffset; at += SLICE) {
       written += decipher.update(token.subarray(at, Math.min(at + SLICE, macOffset))).copy(output, written);
+      options.onSlice?.();
     }
     written += decipher.final().copy(output, written);
     return output.subarray(0, written);

@@ -623,6 +623,33 @@ describe('encrypt with parts, and token lengths', () => {
     }
   });
 
+  test('onSlice is called after each 64 KiB slice of encryption and decryption, and changes no byte', () => {
+    const plaintext = randomBytes(200 * 1024);
+    const buffer = Buffer.alloc(1024 + plaintext.length + 48);
+    plaintext.copy(buffer, 1024);
+    let sealed = 0;
+    const token = encryptInPlace(key, buffer, 1024, 1024 + plaintext.length, {
+      ...options,
+      onSlice: () => {
+        sealed += 1;
+      },
+    });
+    assert.equal(sealed, 4, '200 KiB is four slices');
+    assert.deepEqual(token, encrypt(key, plaintext, options));
+    let opened = 0;
+    const copy = Buffer.from(token);
+    assert.deepEqual(
+      decrypt(key, copy, {
+        inPlace: true,
+        onSlice: () => {
+          opened += 1;
+        },
+      }),
+      plaintext,
+    );
+    assert.equal(opened, 4, 'the ciphertext of 200 KiB is four slices too');
+  });
+
   test('encryptInPlace refuses a plaintext before offset 25 or a buffer too short for the token', () => {
     assert.throws(() => encryptInPlace(key, Buffer.alloc(200), 24, 100), RangeError);
     assert.throws(() => encryptInPlace(key, Buffer.alloc(100), 25, 60), RangeError);
