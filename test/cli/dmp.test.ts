@@ -5,23 +5,21 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   type Background,
   copyRunnable,
   describeResult,
   jsonLines,
-  killAll,
   lines,
-  makePeers,
   type Peers,
   type RunOptions,
   type RunResult,
   runDmp,
   stackLines,
-  startDmp,
 } from '../support/cli.js';
-import { makeTempDir, removeTree } from '../support/files.js';
+import { removeTree } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { sleep } from '../support/wait.js';
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]{43}=$/;
@@ -33,33 +31,10 @@ interface Received {
   sentAt: string;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers();
-  cleanups.push(made.cleanup);
-  return made;
-}
-
-/** Starts a background dmp that the afterEach hook kills. */
-function bg(...args: Parameters<typeof startDmp>): Background {
-  const started = startDmp(...args);
-  background.push(started);
-  return started;
-}
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const fixture = processFixture('dmp-cli-');
+const peers = (): Promise<Peers> => fixture.peers();
+/** Starts a background dmp that the fixture kills after the test. */
+const bg = (args: readonly string[], options?: RunOptions): Background => fixture.bg('dmp', args, options);
 
 function assertExit(result: RunResult, code: number): void {
   assert.equal(result.timedOut, false, `hard timeout: ${describeResult(result)}`);
@@ -104,8 +79,7 @@ describe('dmp keygen and init', () => {
   });
 
   test('init creates the peer folder and a 0600 config, generates a key, and is safe to rerun', async () => {
-    const root = await makeTempDir();
-    cleanups.push(() => removeTree(root));
+    const root = await fixture.tempDir();
     const relay = join(root, 'relay');
     const home = join(root, 'home');
     await mkdir(relay);
@@ -170,8 +144,7 @@ describe('dmp keygen and init', () => {
     // A valid Fernet key (32 bytes of url-safe base64); generate_key() makes one like it once in 64.
     const key = '-PvOfngynMwbGerW7txbAYx3_AxIq5oOprP3YDNRhcE=';
     assert.equal(Buffer.from(key, 'base64url').length, 32);
-    const root = await makeTempDir();
-    cleanups.push(() => removeTree(root));
+    const root = await fixture.tempDir();
     const relay = join(root, 'relay');
     const home = join(root, 'home');
     await mkdir(relay);
@@ -470,7 +443,7 @@ describe('dmp failures and usage', () => {
       // the folder of this checkout (a clone in root's home folder, mode 700): it runs a copy of
       // the CLI in a temp folder everyone can read, and owns its home.
       const runnable = await copyRunnable();
-      cleanups.push(runnable.cleanup);
+      fixture.onEnd(runnable.cleanup);
       user = { uid: 65534, gid: 65534, root: runnable.root };
       await chmod(p.root, 0o755);
       const chownTree = async (path: string): Promise<void> => {
@@ -528,8 +501,7 @@ describe('dmp failures and usage', () => {
   });
 
   test('bad arguments exit 2 with one line', async () => {
-    const root = await makeTempDir();
-    cleanups.push(() => removeTree(root));
+    const root = await fixture.tempDir();
     const home = join(root, 'home');
     const cases = [['send'], ['ping', 'bob', '-c', '0'], ['bogus'], [], ['listen', '--count', '0']];
     const results = await Promise.all(cases.map((args) => runDmp(args, { home })));

@@ -7,48 +7,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
-import {
-  type Background,
-  describeBackground,
-  describeResult,
-  killAll,
-  makePeers,
-  type Peers,
-  runDftp,
-  runDmp,
-  stackLines,
-  startDftp,
-  startDmp,
-} from '../support/cli.js';
+import { describe, test } from 'node:test';
+import { describeBackground, describeResult, type Peers, runDftp, runDmp, stackLines } from '../support/cli.js';
 import { GiB } from '../support/files.js';
+import { processFixture } from '../support/fixture.js';
 import { waitFor } from '../support/wait.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-const background: Background[] = [];
-
-async function peers(): Promise<Peers> {
-  const made = await makePeers('dmp-hostile-cli-');
-  cleanups.push(made.cleanup);
-  return made;
-}
-
-function bg(child: Background): Background {
-  background.push(child);
-  return child;
-}
-
-afterEach(async () => {
-  for (const child of background.splice(0)) {
-    child.kill('SIGKILL');
-    await child.done;
-  }
-});
-
-after(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const fixture = processFixture('dmp-hostile-cli-');
+const peers = (): Promise<Peers> => fixture.peers();
 
 /**
  * carol's folder for bob, filled with what must never stop bob: relay names that are a FIFO,
@@ -82,7 +48,7 @@ describe('a peer folder full of FIFOs, folders, links and sparse gigabytes', () 
   test('dmp listen goes on: alice is heard, pinged and answered, and SIGTERM still stops it', async () => {
     const p = await peers();
     await hostileFolder(p);
-    const listen = bg(startDmp(['listen', '--json', '--verbose'], { home: p.bob, timeoutMs: 60_000 }));
+    const listen = fixture.bg('dmp', ['listen', '--json', '--verbose'], { home: p.bob, timeoutMs: 60_000 });
     const sent = await runDmp(['send', 'bob', 'hello through the mess'], { home: p.alice });
     assert.equal(sent.code, 0, describeResult(sent));
     await waitFor('the message in dmp listen', () => listen.stdout().includes('hello through the mess'), 20_000, {
@@ -106,7 +72,7 @@ describe('a peer folder full of FIFOs, folders, links and sparse gigabytes', () 
   test('dmp daemon goes on: it answers pings, keeps alice’s message, and stops on SIGTERM', async () => {
     const p = await peers();
     await hostileFolder(p);
-    const daemon = bg(startDmp(['daemon'], { home: p.bob, timeoutMs: 60_000 }));
+    const daemon = fixture.bg('dmp', ['daemon'], { home: p.bob, timeoutMs: 60_000 });
     const ping = await runDmp(['ping', 'bob', '-c', '1', '-W', '20'], { home: p.alice, timeoutMs: 30_000 });
     assert.equal(ping.code, 0, `${describeResult(ping)}\n${describeBackground(daemon)}`);
     const sent = await runDmp(['send', 'bob', '--wait', '--timeout', '20', 'kept by the daemon'], {
@@ -125,7 +91,7 @@ describe('a peer folder full of FIFOs, folders, links and sparse gigabytes', () 
     const p = await peers();
     await hostileFolder(p);
     const out = join(p.root, 'out');
-    const receive = bg(startDftp(['receive', '--out', out, '--count', '1'], { home: p.bob, timeoutMs: 60_000 }));
+    const receive = fixture.bg('dftp', ['receive', '--out', out, '--count', '1'], { home: p.bob, timeoutMs: 60_000 });
     const file = join(p.root, 'note.txt');
     await writeFile(file, 'a file among FIFOs');
     const sent = await runDftp(['send', 'bob', file], { home: p.alice, timeoutMs: 40_000 });

@@ -13,7 +13,7 @@ import { silentLogger } from '../../src/log.js';
 import { AuthGuard } from '../../src/node/auth-guard.js';
 import type { NodeComponents } from '../../src/node/node.js';
 import { openEnvelope } from '../../src/node/open.js';
-import type { Peer } from '../../src/peer.js';
+import type { Peer, PeerOptions } from '../../src/peer.js';
 import type { RelayFile, RelayStorage } from '../../src/relay/storage.js';
 import { fromRanges } from '../../src/transfer/chunk-codec.js';
 import { STATUS } from '../../src/transfer/control.js';
@@ -76,16 +76,20 @@ function watchStatuses(world: OneRelay, alice: Peer, bobHome: () => string) {
   return { wrap, ahead, held, unopened: () => unopened };
 }
 
+/** alice, and bob whose statuses are watched, with a source folder for alice and an output folder for bob. */
+async function watchedPair(world: OneRelay, aliceOptions: Partial<PeerOptions> = {}) {
+  const alice = await world.peer('alice', aliceOptions);
+  let bobHome = '';
+  const watch = watchStatuses(world, alice, () => bobHome);
+  const bob = await world.peer('bob', { relay: watch.wrap(world.relay('bob')) });
+  bobHome = bob.home.root;
+  return { alice, bob, watch, src: await world.dir(), out: await world.dir() };
+}
+
 test('every status lists only chunks the state file already records', async () => {
   const world = new OneRelay(60_000);
   try {
-    const alice = await world.peer('alice');
-    let bobHome = '';
-    const watch = watchStatuses(world, alice, () => bobHome);
-    const bob = await world.peer('bob', { relay: watch.wrap(world.relay('bob')) });
-    bobHome = bob.home.root;
-    const src = await world.dir();
-    const out = await world.dir();
+    const { alice, bob, watch, src, out } = await watchedPair(world);
     const file = join(src, 'many-chunks.bin');
     writeFileSync(file, Buffer.alloc(200 * 1024, 9));
     const receiving = bob.receiveFiles({ out, count: 1, signal: world.signal });
@@ -101,13 +105,7 @@ test('every status lists only chunks the state file already records', async () =
 test('a burst of chunks found at once is acknowledged as it is written, not only at its end', async () => {
   const world = new OneRelay(60_000);
   try {
-    const alice = await world.peer('alice', { quota: 64 * 1024 * 1024 });
-    let bobHome = '';
-    const watch = watchStatuses(world, alice, () => bobHome);
-    const bob = await world.peer('bob', { relay: watch.wrap(world.relay('bob')) });
-    bobHome = bob.home.root;
-    const src = await world.dir();
-    const out = await world.dir();
+    const { alice, bob, watch, src, out } = await watchedPair(world, { quota: 64 * 1024 * 1024 });
     const file = join(src, 'burst.bin');
     const data = randomBytes(40 * 1024 * 1024);
     writeFileSync(file, data);
