@@ -21,7 +21,10 @@ const VERSION = 0x80;
 const HEADER_LENGTH = 1 + 8 + 16;
 const HMAC_LENGTH = 32;
 const BLOCK = 16;
-/** Bytes per cipher call (see encrypt). */
+/**
+ * Bytes per cipher call. OpenSSL's output for each call is a new Buffer: small ones are freed
+ * by a young-generation collection, where a 4 MiB one would linger and swell the resident set.
+ */
 const SLICE = 64 * 1024;
 /** Version, timestamp, IV, one cipher block (PKCS7 always pads) and the HMAC. */
 export const MIN_TOKEN_LENGTH = HEADER_LENGTH + BLOCK + HMAC_LENGTH;
@@ -73,8 +76,6 @@ export interface EncryptOptions {
   timestamp?: number;
   /** A fixed IV, for the spec's test vectors only. */
   iv?: Buffer;
-  /** Write the token into this buffer when it is large enough (returns a view of it). */
-  output?: Buffer;
   /**
    * Called after each slice of at most SLICE bytes, whose output OpenSSL gave as a new buffer:
    * a caller that collects garbage now and then keeps those buffers from piling up.
@@ -82,7 +83,10 @@ export interface EncryptOptions {
   onSlice?: () => void;
 }
 
-/** Encrypts the concatenation of `parts` into a raw token, without concatenating them first. */
+/**
+ * Encrypts the concatenation of `parts` into a raw token: the parts are laid out where
+ * encryptInPlace wants the plaintext, in a buffer the size of the token, and sealed over it.
+ */
 export function encrypt(
   key: FernetKey,
   parts: Uint8Array | readonly Uint8Array[],
@@ -91,26 +95,13 @@ export function encrypt(
   const pieces = parts instanceof Uint8Array ? [parts] : parts;
   let plaintextLength = 0;
   for (const piece of pieces) plaintextLength += piece.length;
-  const length = tokenLength(plaintextLength);
-  const token =
-    options.output && options.output.length >= length ? options.output.subarray(0, length) : Buffer.allocUnsafe(length);
-  token[0] = VERSION;
-  token.writeBigUInt64BE(BigInt(options.timestamp ?? Math.floor(Date.now() / 1000)), 1);
-  const iv = options.iv ?? randomBytes(BLOCK);
-  iv.copy(token, 9);
-  const cipher = createCipheriv('aes-128-cbc', key.encryptionKey, iv);
-  let offset = HEADER_LENGTH;
-  // In slices: OpenSSL's output for each call is a new Buffer, and small ones are freed by the
-  // young-generation GC at once, where a 4 MiB one would linger and swell the resident set.
+  const buffer = Buffer.allocUnsafe(tokenLength(plaintextLength));
+  let end = HEADER_LENGTH;
   for (const piece of pieces) {
-    for (let at = 0; at < piece.length; at += SLICE) {
-      offset += cipher.update(piece.subarray(at, at + SLICE)).copy(token, offset);
-    }
+    buffer.set(piece, end);
+    end += piece.length;
   }
-  offset += cipher.final().copy(token, offset);
-  const hmac = createHmac('sha256', key.signingKey).update(token.subarray(0, offset)).digest();
-  hmac.copy(token, offset);
-  return token;
+  return encryptInPlace(key, buffer, HEADER_LENGTH, end, options);
 }
 
 /**
@@ -125,7 +116,7 @@ export function encryptInPlace(
   buffer: Buffer,
   start: number,
   end: number,
-  options: Pick<EncryptOptions, 'timestamp' | 'iv' | 'onSlice'> = {},
+  options: EncryptOptions = {},
 ): Buffer {
   const length = tokenLength(end - start);
   if (start < HEADER_LENGTH || end < start || end > buffer.length || length > buffer.length) {
